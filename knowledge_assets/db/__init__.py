@@ -1,0 +1,1 @@
+"""Database access: the embedded or external PostgreSQL server, engines and our own migrations."""

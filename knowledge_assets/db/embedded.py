@@ -1,0 +1,65 @@
+"""A project-local PostgreSQL server, started on demand from the ``pgserver`` wheel."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+_log = logging.getLogger(__name__)
+
+
+class EmbeddedPostgresError(RuntimeError):
+    """The embedded server could not be started; the message says where its log is."""
+
+
+def _pgserver() -> Any:
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (as under CI); pgserver falls back to /tmp.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        return pgserver
+
+
+class EmbeddedPostgres:
+    """Handle on a PostgreSQL server whose data lives in ``pgdata``.
+
+    Several processes may hold a handle on the same data directory; ``pgserver`` counts them and
+    the last one to exit stops the server, so a CLI call beside a running platform is safe.
+    """
+
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = pgdata
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start (or attach to) the server and return a SQLAlchemy URL for its ``postgres`` db."""
+        if self._server is None:
+            self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self._server = _pgserver().get_server(self.pgdata, cleanup_mode="stop")
+            except Exception as exc:
+                raise EmbeddedPostgresError(
+                    f"could not start the embedded PostgreSQL in {self.pgdata}: {exc} "
+                    f"(server log: {self.pgdata / 'log'})"
+                ) from exc
+            _log.debug("embedded PostgreSQL ready in %s", self.pgdata)
+        return to_sqlalchemy_url(self._server.get_uri())
+
+    def stop(self) -> None:
+        """Release this process's handle; the server stops when no process holds one."""
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+def to_sqlalchemy_url(url: str) -> str:
+    """Spell a libpq URL with the psycopg2 driver (SQLAlchemy 2.1 defaults to psycopg 3)."""
+    for prefix in ("postgresql+psycopg2://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    raise ValueError(f"not a PostgreSQL URL: {url.split('@')[-1]!r}")

@@ -1,0 +1,113 @@
+"""SQLAlchemy Core tables of the ``knowledge`` schema, mirroring the newest migration."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from knowledge_assets.db.migrate import SCHEMA
+
+metadata = sa.MetaData(schema=SCHEMA)
+
+
+def _text(name: str, *, key: bool = False, nullable: bool = False) -> sa.Column:
+    return sa.Column(name, sa.Text, primary_key=key, nullable=nullable)
+
+
+documents = sa.Table(
+    "documents",
+    metadata,
+    _text("id", key=True),
+    _text("name"),
+    _text("sha256"),
+    _text("text"),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+)
+batch_documents = sa.Table(
+    "batch_documents", metadata, _text("batch_id", key=True), _text("document_id", key=True)
+)
+entities = sa.Table(
+    "entities",
+    metadata,
+    _text("id", key=True),
+    _text("canonical_name"),
+    _text("first_batch_id"),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+)
+entity_types = sa.Table(
+    "entity_types", metadata, _text("entity_id", key=True), _text("type", key=True)
+)
+entity_aliases = sa.Table(
+    "entity_aliases", metadata, _text("entity_id", key=True), _text("alias", key=True)
+)
+mentions = sa.Table(
+    "mentions",
+    metadata,
+    _text("id", key=True),
+    _text("document_id"),
+    _text("chunk_id"),
+    sa.Column("start", sa.Integer, nullable=False),
+    sa.Column("end", sa.Integer, nullable=False),
+    _text("text"),
+    _text("label"),
+    _text("entity_id"),
+    _text("batch_id"),
+    _text("extractor"),
+    _text("extractor_version"),
+)
+relations = sa.Table(
+    "relations",
+    metadata,
+    _text("id", key=True),
+    _text("subject_id"),
+    _text("predicate"),
+    _text("object_id", nullable=True),
+    _text("object_literal", nullable=True),
+    _text("first_batch_id"),
+)
+relation_evidence = sa.Table(
+    "relation_evidence",
+    metadata,
+    _text("relation_id", key=True),
+    _text("document_id", key=True),
+    sa.Column("start", sa.Integer, primary_key=True),
+    sa.Column("end", sa.Integer, primary_key=True),
+    _text("chunk_id"),
+    _text("batch_id"),
+    _text("extractor"),
+    _text("extractor_version"),
+)
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    _text("id", key=True),
+    _text("batch_id"),
+    _text("kind"),
+    _text("subject"),
+    _text("reason"),
+    sa.Column("detail", JSONB, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+)
+extraction_cache = sa.Table(
+    "extraction_cache",
+    metadata,
+    _text("key", key=True),
+    _text("extractor"),
+    _text("extractor_version"),
+    _text("config_hash"),
+    _text("chunk_sha256"),
+    sa.Column("result", JSONB, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+)
+
+GRAPH_TABLES = (
+    documents,
+    batch_documents,
+    entities,
+    entity_types,
+    entity_aliases,
+    mentions,
+    relations,
+    relation_evidence,
+    quarantine,
+)

@@ -1,0 +1,1 @@
+"""Quality measurements against gold corpora in the ecbplus-dev format."""

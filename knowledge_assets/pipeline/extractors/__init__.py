@@ -1,0 +1,1 @@
+"""Extractors turn chunks into mentions and relations; all share the ``Extractor`` interface."""

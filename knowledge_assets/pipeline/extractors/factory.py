@@ -1,0 +1,23 @@
+"""Choose the extractor named by configuration."""
+
+from __future__ import annotations
+
+from knowledge_assets.pipeline.extractors.base import Extractor
+from knowledge_assets.pipeline.ontology import Ontology
+from knowledge_assets.settings import ExtractorName, Settings
+
+
+def build_extractor(
+    settings: Settings, ontology: Ontology, name: ExtractorName | None = None
+) -> Extractor:
+    """The offline spaCy extractor or the LLM extractor, as ``name`` or the settings say."""
+    chosen = name or settings.extractor
+    if chosen == "offline":
+        from knowledge_assets.pipeline.extractors.offline import SpacyExtractor
+
+        return SpacyExtractor(settings, ontology)
+    if chosen == "llm":
+        from knowledge_assets.pipeline.extractors.llm import LLMExtractor
+
+        return LLMExtractor(settings, ontology)
+    raise ValueError(f"unknown extractor {chosen!r}: choose 'offline' or 'llm'")

