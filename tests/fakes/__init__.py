@@ -1,0 +1,1 @@
+"""Real local stand-ins for external systems, used by tests instead of patching."""
