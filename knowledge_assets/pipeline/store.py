@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +49,7 @@ class GraphStore:
             for table in t.GRAPH_TABLES:
                 columns = [c for c in table.columns if c.name != "created_at"]
                 rows = connection.execute(sa.select(*columns).order_by(*table.primary_key))
-                result[table.name] = [tuple(row) for row in rows]
+                result[table.name] = [tuple(map(_comparable, row)) for row in rows]
         return result
 
     def counts(self) -> dict[str, int]:
@@ -60,6 +61,10 @@ class GraphStore:
                 ).scalar_one()
                 for table in t.GRAPH_TABLES
             }
+
+
+def _comparable(value: Any) -> Any:
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
 
 
 def _insert_new(connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:

@@ -1,0 +1,51 @@
+"""The ontology questions resolution asks about mention labels, answered once per label pair."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import lru_cache
+
+from knowledge_assets.pipeline.ontology import Ontology
+
+__all__ = ["PERSON_CLASS", "LabelRules"]
+
+PERSON_CLASS = "Person"
+"""The class whose instances get person-name rules (titles, surnames, first-name guard)."""
+
+
+class LabelRules:
+    """Type compatibility, roots and specificity of mention labels under one ontology.
+
+    Extractors may emit a label the ontology lacks; such a label is treated as its own root,
+    compatible only with itself, rather than failing the whole batch.
+    """
+
+    def __init__(self, ontology: Ontology) -> None:
+        self._ontology = ontology
+        self.compatible = lru_cache(maxsize=None)(self._compatible)
+        self.root = lru_cache(maxsize=None)(self._root)
+        self.is_person = lru_cache(maxsize=None)(self._is_person)
+        self.depth = lru_cache(maxsize=None)(self._depth)
+
+    def _known(self, label: str) -> bool:
+        return label in self._ontology.classes
+
+    def _compatible(self, a: str, b: str) -> bool:
+        if a == b:
+            return True
+        return self._known(a) and self._known(b) and self._ontology.compatible(a, b)
+
+    def _root(self, label: str) -> str:
+        return self._ontology.root_of(label) if self._known(label) else label
+
+    def _is_person(self, label: str) -> bool:
+        if not (self._known(label) and self._known(PERSON_CLASS)):
+            return False
+        return self._ontology.is_subclass(label, PERSON_CLASS)
+
+    def _depth(self, label: str) -> int:
+        return len(self._ontology.ancestors(label)) if self._known(label) else 1
+
+    def most_specific_first(self, labels: Iterable[str]) -> tuple[str, ...]:
+        """Distinct labels, deepest class first, then by name: the first is the primary type."""
+        return tuple(sorted(set(labels), key=lambda label: (-self.depth(label), label)))

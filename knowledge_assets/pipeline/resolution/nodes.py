@@ -1,0 +1,135 @@
+"""Name nodes: the mentions of a batch grouped by normalised name and label, the unit we cluster."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from knowledge_assets.pipeline.models import Mention
+from knowledge_assets.pipeline.resolution.labels import LabelRules
+from knowledge_assets.pipeline.resolution.normalize import normalize_name, numbers_in
+
+__all__ = [
+    "PERSON_TITLES",
+    "NameNode",
+    "PersonParts",
+    "build_nodes",
+    "person_parts",
+    "person_tokens",
+]
+
+PERSON_TITLES = frozenset(
+    {"president", "vice", "senator", "congressman", "congresswoman", "representative"}
+    | {"governor", "mayor", "judge", "justice", "chancellor", "minister", "prime", "secretary"}
+    | {"general", "gen", "colonel", "col", "captain", "capt", "lieutenant", "lt", "sergeant"}
+    | {"sgt", "officer", "detective", "chief", "sheriff", "rev", "reverend", "attorney", "pope"}
+    | {"king", "queen", "prince", "princess"}
+)
+"""Leading words dropped from person names only: "President Obama" is Obama, while "General
+Motors" (an organisation) keeps its first word."""
+
+_GENERATIONAL = frozenset({"jr", "sr", "ii", "iii", "iv"})
+
+
+def person_tokens(tokens: Sequence[str]) -> tuple[str, ...]:
+    """Tokens of a person's name without leading titles, keeping at least one token."""
+    start = 0
+    while start < len(tokens) - 1 and tokens[start] in PERSON_TITLES:
+        start += 1
+    return tuple(tokens[start:])
+
+
+class PersonParts(NamedTuple):
+    """A full person name split up; all empty for a one-word or non-person name."""
+
+    given: str = ""
+    middle: tuple[str, ...] = ()
+    surname: str = ""
+
+
+def person_parts(tokens: Sequence[str]) -> PersonParts:
+    """First, middle and last name, ignoring generational suffixes ("Jr", "III")."""
+    core = [tokens[0], *(t for t in tokens[1:] if t not in _GENERATIONAL)] if tokens else []
+    if len(core) < 2:
+        return PersonParts()
+    return PersonParts(core[0], tuple(core[1:-1]), core[-1])
+
+
+@dataclass(frozen=True)
+class NameNode:
+    """All mentions of a batch that share a comparison key and a label.
+
+    ``key`` is the normalised name (for persons also without titles). ``acronym_like`` marks a
+    one-word name written in capitals ("IBM", "U.N."), the only kind an expansion may match.
+    """
+
+    index: int
+    key: str
+    label: str
+    tokens: tuple[str, ...]
+    numbers: frozenset[str]
+    person: bool
+    acronym_like: bool
+    mentions: tuple[Mention, ...]
+    parts: PersonParts
+
+    @property
+    def size(self) -> int:
+        """Number of mentions, the unit of the cluster-size cap."""
+        return len(self.mentions)
+
+    @property
+    def given(self) -> str:
+        """First name of a multi-word person name; empty otherwise."""
+        return self.parts.given
+
+    @property
+    def middle(self) -> tuple[str, ...]:
+        """Names between the first name and the surname ("F" in "John F. Kennedy")."""
+        return self.parts.middle
+
+    @property
+    def surname(self) -> str:
+        """Last name of a multi-word person name (before "Jr", "III"); empty otherwise."""
+        return self.parts.surname
+
+
+def _is_acronym(surface: str) -> bool:
+    letters = [c for c in surface if c.isalpha()]
+    return 2 <= len(letters) <= 10 and all(c.isupper() for c in letters)
+
+
+def _key(mention: Mention, person: bool) -> str:
+    """Comparison key; a mention with no letters or digits is only ever equal to itself."""
+    normal = normalize_name(mention.text)
+    if person:
+        normal = " ".join(person_tokens(normal.split()))
+    return normal or f"\x00{mention.id}"
+
+
+def build_nodes(mentions: Sequence[Mention], labels: LabelRules) -> list[NameNode]:
+    """Group mentions into nodes, ordered by (key, label) so indices are deterministic."""
+    groups: dict[tuple[str, str], list[Mention]] = defaultdict(list)
+    for mention in mentions:
+        groups[_key(mention, labels.is_person(mention.label)), mention.label].append(mention)
+    nodes = []
+    for index, (key, label) in enumerate(sorted(groups)):
+        members = tuple(sorted(groups[key, label], key=lambda m: m.id))
+        tokens = tuple(key.split())
+        person = labels.is_person(label)
+        nodes.append(
+            NameNode(
+                index=index,
+                key=key,
+                label=label,
+                tokens=tokens,
+                numbers=frozenset().union(*(numbers_in(m.text) for m in members)),
+                person=person,
+                acronym_like=len(tokens) == 1 and any(_is_acronym(m.text) for m in members),
+                mentions=members,
+                parts=person_parts(tokens) if person else PersonParts(),
+            )
+        )
+    return nodes

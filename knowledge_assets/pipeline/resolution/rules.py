@@ -1,0 +1,156 @@
+"""When two name nodes may denote one entity: hard guards first, then the evidence cascade."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from enum import IntEnum
+from itertools import combinations
+from typing import NamedTuple
+
+from rapidfuzz import fuzz
+
+from knowledge_assets.pipeline.resolution.labels import LabelRules
+from knowledge_assets.pipeline.resolution.nodes import NameNode, PersonParts
+from knowledge_assets.pipeline.resolution.normalize import acronym_variants
+
+__all__ = ["Link", "PairRules", "Tier", "similarity"]
+
+TOKEN_MATCH = 0.8
+"""Least similarity at which two differing words count as one word misspelt ("centre"/"center");
+"northern"/"southern" (0.75) stay different words."""
+
+
+class Tier(IntEnum):
+    """Kinds of evidence, strongest first: merges are applied in this order."""
+
+    EXACT = 0
+    ACRONYM = 1
+    PERSON = 2
+    FUZZY = 3
+
+
+class Link(NamedTuple):
+    """Evidence that two nodes corefer: its tier and a 0-1 strength within the tier."""
+
+    tier: Tier
+    score: float
+
+
+def similarity(a: str, b: str) -> float:
+    """Order-insensitive edit similarity of two normalised names, 0-1 (rapidfuzz token sort)."""
+    return fuzz.token_sort_ratio(a, b) / 100.0
+
+
+NICKNAME_PREFIX = 3
+"""A given name this long that starts a name at least two letters longer is its short form
+("Fred", "Frederick"); one letter more is usually another name ("Jan", "Jane")."""
+
+
+def _names_compatible(x: str, y: str) -> bool:
+    """Same first (or middle) name, its initial ("J", "John") or its short form ("Fred")."""
+    short, long = sorted((x, y), key=len)
+    if short == long or len(short) == 1:
+        return long.startswith(short)
+    return len(short) >= NICKNAME_PREFIX and len(long) >= len(short) + 2 and long.startswith(short)
+
+
+def _tokens_align(a: Sequence[str], b: Sequence[str]) -> bool:
+    """Every word of the shorter name appears in the longer one, at most misspelt.
+
+    Whole-string similarity alone merges "Northern District" with "Southern District"; demanding
+    a counterpart per word keeps such names apart while allowing "Promises Treatment Centre".
+    """
+    short, long = sorted((a, b), key=len)
+    return all(any(t == u or fuzz.ratio(t, u) / 100.0 >= TOKEN_MATCH for u in long) for t in short)
+
+
+class PairRules:
+    """The pairwise rules of one batch (surname ambiguity depends on the batch's other names)."""
+
+    def __init__(self, nodes: Sequence[NameNode], labels: LabelRules, threshold: float) -> None:
+        self._labels = labels
+        self._threshold = threshold
+        self._ambiguous = _ambiguous_surnames(nodes)
+
+    def conflict(self, a: NameNode, b: NameNode) -> bool:
+        """Hard guards: such a pair is never merged, whatever else links it."""
+        if not self._labels.compatible(a.label, b.label) or _numbers_clash(a, b):
+            return True
+        return _person_conflict(a, b)
+
+    def link(self, a: NameNode, b: NameNode) -> Link | None:
+        """The strongest evidence that ``a`` and ``b`` corefer, or None when nothing links them."""
+        if self.conflict(a, b):
+            return None
+        if a.key == b.key:
+            return Link(Tier.EXACT, 1.0)
+        if _acronym_match(a, b) or _acronym_match(b, a):
+            return Link(Tier.ACRONYM, 1.0)
+        if self._person_match(a, b):
+            return Link(Tier.PERSON, 1.0)
+        score = similarity(a.key, b.key)
+        if score >= self._threshold and _tokens_align(a.tokens, b.tokens):
+            return Link(Tier.FUZZY, score)
+        return None
+
+    def _person_match(self, a: NameNode, b: NameNode) -> bool:
+        """A bare surname and its one full name, or two full names with the same surname."""
+        if not (a.person and b.person):
+            return False
+        if not a.surname or not b.surname:
+            full, bare = (a, b) if a.surname else (b, a)
+            return (
+                bool(full.surname) and bare.key == full.surname and bare.key not in self._ambiguous
+            )
+        if a.surname != b.surname:
+            return False
+        return a.given == b.given or a.surname not in self._ambiguous
+
+
+def _digits(numbers: frozenset[str]) -> frozenset[str]:
+    return frozenset("".join(c for c in n if c.isdigit()) for n in numbers)
+
+
+def _numbers_clash(a: NameNode, b: NameNode) -> bool:
+    """Different numbers or identifiers ("Flight 101"/"Flight 102", "Windows 7"/"Windows 8").
+
+    An acronym glues its number to its letters ("IE8" for "Internet Explorer 8"), so against
+    an acronym only the digits are compared.
+    """
+    if a.numbers == b.numbers:
+        return False
+    if a.acronym_like or b.acronym_like:
+        return _digits(a.numbers) != _digits(b.numbers)
+    return True
+
+
+def _acronym_match(short: NameNode, long: NameNode) -> bool:
+    """``short`` is written in capitals and spells the initials of ``long``."""
+    if not short.acronym_like or len(long.tokens) < 2:
+        return False
+    return short.key in acronym_variants(long.tokens)
+
+
+def _person_conflict(a: NameNode | PersonParts, b: NameNode | PersonParts) -> bool:
+    """Two full names of one surname whose first or middle names differ ("John"/"Jane" Smith)."""
+    if not (a.surname and b.surname and a.surname == b.surname):
+        return False
+    if not _names_compatible(a.given, b.given):
+        return True
+    if not (a.middle and b.middle):
+        return False
+    return not _names_compatible(a.middle[0], b.middle[0])
+
+
+def _ambiguous_surnames(nodes: Sequence[NameNode]) -> frozenset[str]:
+    """Surnames shared by full names that cannot be one person ("John Smith", "Jane Smith")."""
+    by_surname: dict[str, set[PersonParts]] = defaultdict(set)
+    for node in nodes:
+        if node.surname:
+            by_surname[node.surname].add(node.parts)
+    return frozenset(
+        surname
+        for surname, full in by_surname.items()
+        if any(_person_conflict(x, y) for x, y in combinations(full, 2))
+    )
