@@ -46,6 +46,7 @@ EXPECTED_CLASSES = {
     "Law",
     "Language",
     "Date",
+    "Quantity",
 }
 
 EXPECTED_PROPERTIES = {
@@ -105,7 +106,9 @@ def test_default_ontology_classes_and_hierarchy(default):
         ("DATE", "Date"),
         ("TIME", "Date"),
         ("gpe", "Place"),
-        ("CARDINAL", None),
+        ("CARDINAL", "Quantity"),
+        ("MONEY", "Quantity"),
+        ("NOT_A_LABEL", None),
     ],
 )
 def test_default_ner_labels(default, ner_label, expected):

@@ -120,7 +120,9 @@ def test_hostile_text_is_data_not_instructions(pipeline: ExtractionPipeline) -> 
     assert counts["mentions"] == result.mentions > 0
 
 
-def test_unsupported_files_are_refused_by_name(pipeline: ExtractionPipeline, tmp_path: Path) -> None:
+def test_unsupported_files_are_refused_by_name(
+    pipeline: ExtractionPipeline, tmp_path: Path
+) -> None:
     (tmp_path / "notes.txt").write_text("Barack Obama visited Kenya.", encoding="utf-8")
     (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4")
     result = pipeline.run_paths([tmp_path])

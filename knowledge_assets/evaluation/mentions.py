@@ -47,7 +47,7 @@ def evaluate_mention_recall(root: Path, settings: Settings) -> dict[str, Any]:
 def _pipeline_spans(root: Path, settings: Settings) -> tuple[Spans, list[str]]:
     ontology = load_ontology(settings.ontology)
     extractor = SpacyExtractor(settings, ontology)
-    items, _ = read_paths(doc_paths(root))
+    items, _ = read_paths(doc_paths(root), max_bytes=settings.max_document_bytes)
     prepared = stages.prepare(items, max_bytes=settings.max_document_bytes)
     chunks = stages.chunk(prepared, max_chars=settings.chunk_max_chars)
     by_id = {c.id: c for c in chunks.chunks}

@@ -1,0 +1,1 @@
+"""The extraction pipeline as plain Python: no Dagster import anywhere below this package."""

@@ -64,7 +64,9 @@ class DocumentRejection(Frozen):
     """A document refused before extraction, with the reason a user reads."""
 
     name: str
-    code: Literal["empty", "too_large", "binary", "encoding", "unsupported", "unreadable"]
+    code: Literal[
+        "empty", "too_large", "binary", "encoding", "unsupported", "unreadable", "duplicate"
+    ]
     reason: str
 
 
@@ -210,7 +212,9 @@ class Batch(Frozen):
     extractor: ExtractorInfo
 
     @classmethod
-    def create(cls, documents: list[Document], ontology_hash: str, extractor: ExtractorInfo) -> Batch:
+    def create(
+        cls, documents: list[Document], ontology_hash: str, extractor: ExtractorInfo
+    ) -> Batch:
         """Derive the batch id from sorted document hashes, ontology and extractor configuration."""
         hashes = sorted(d.sha256 + d.name for d in documents)
         key = "\x1f".join(

@@ -77,7 +77,7 @@ class ExtractionPipeline:
 
     def run_paths(self, paths: Sequence[Path]) -> PipelineResult:
         """Read files and folders, then run them as one batch (refused files are reported)."""
-        items, refused = read_paths(paths)
+        items, refused = read_paths(paths, max_bytes=self.settings.max_document_bytes)
         return self.run(items, refused=refused)
 
     def run(

@@ -5,7 +5,7 @@ Each stage takes and returns pydantic models, so the Dagster IO manager can stor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from knowledge_assets.pipeline.cache import CachedExtraction, ExtractionStats
 from knowledge_assets.pipeline.chunking import chunk_documents
@@ -241,7 +241,7 @@ def _relation(
 
 def _relations(
     placed: Sequence[PlacedRelation],
-    entity_of: dict[str, str | None],
+    entity_of: Mapping[str, str | None],
 ) -> tuple[Relation, ...]:
     merged: dict[str, tuple[str, str, str | None, str | None, list[Evidence]]] = {}
     for subject_mention, predicate, object_mention, literal, evidence in placed:
@@ -277,9 +277,7 @@ def _chunk_failure(batch_id: str, chunk_: Chunk, error: str) -> Quarantined:
     )
 
 
-def _rejections(
-    batch_id: str, rejections: Sequence[DocumentRejection]
-) -> tuple[Quarantined, ...]:
+def _rejections(batch_id: str, rejections: Sequence[DocumentRejection]) -> tuple[Quarantined, ...]:
     return tuple(
         Quarantined(
             id=stable_id("q", batch_id, "document", r.name, r.code),

@@ -82,44 +82,56 @@ def _insert_new(connection: sa.Connection, table: sa.Table, rows: list[dict[str,
 def _rows_for(
     batch_id: str, documents: Sequence[Document], graph: ValidatedGraph
 ) -> Iterable[tuple[sa.Table, list[dict[str, Any]]]]:
-    yield t.documents, [
-        {"id": d.id, "name": d.name, "sha256": d.sha256, "text": d.text} for d in documents
-    ]
+    yield (
+        t.documents,
+        [{"id": d.id, "name": d.name, "sha256": d.sha256, "text": d.text} for d in documents],
+    )
     yield t.batch_documents, [{"batch_id": batch_id, "document_id": d.id} for d in documents]
-    yield t.entities, [
-        {"id": e.id, "canonical_name": e.canonical_name, "first_batch_id": batch_id}
-        for e in graph.entities
-    ]
-    yield t.entity_types, [
-        {"entity_id": e.id, "type": kind} for e in graph.entities for kind in e.types
-    ]
-    yield t.entity_aliases, [
-        {"entity_id": e.id, "alias": alias} for e in graph.entities for alias in e.aliases
-    ]
+    yield (
+        t.entities,
+        [
+            {"id": e.id, "canonical_name": e.canonical_name, "first_batch_id": batch_id}
+            for e in graph.entities
+        ],
+    )
+    yield (
+        t.entity_types,
+        [{"entity_id": e.id, "type": kind} for e in graph.entities for kind in e.types],
+    )
+    yield (
+        t.entity_aliases,
+        [{"entity_id": e.id, "alias": alias} for e in graph.entities for alias in e.aliases],
+    )
     yield t.mentions, [_mention_row(m) for m in graph.mentions if m.entity_id]
-    yield t.relations, [
-        {
-            "id": r.id,
-            "subject_id": r.subject_id,
-            "predicate": r.predicate,
-            "object_id": r.object_id,
-            "object_literal": r.object_literal,
-            "first_batch_id": batch_id,
-        }
-        for r in graph.relations
-    ]
+    yield (
+        t.relations,
+        [
+            {
+                "id": r.id,
+                "subject_id": r.subject_id,
+                "predicate": r.predicate,
+                "object_id": r.object_id,
+                "object_literal": r.object_literal,
+                "first_batch_id": batch_id,
+            }
+            for r in graph.relations
+        ],
+    )
     yield t.relation_evidence, _evidence_rows(graph)
-    yield t.quarantine, [
-        {
-            "id": q.id,
-            "batch_id": q.batch_id,
-            "kind": q.kind,
-            "subject": q.subject,
-            "reason": q.reason,
-            "detail": q.detail,
-        }
-        for q in graph.quarantined
-    ]
+    yield (
+        t.quarantine,
+        [
+            {
+                "id": q.id,
+                "batch_id": q.batch_id,
+                "kind": q.kind,
+                "subject": q.subject,
+                "reason": q.reason,
+                "detail": q.detail,
+            }
+            for q in graph.quarantined
+        ],
+    )
 
 
 def _mention_row(m: Any) -> dict[str, Any]:

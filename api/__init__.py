@@ -1,0 +1,1 @@
+"""The FastAPI service: batches, progress streams and graph queries (see docs/ARCHITECTURE)."""
