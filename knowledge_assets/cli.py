@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--ontology", type=Path)
     export.set_defaults(handler=_export)
 
+    up = commands.add_parser("up", help="run the platform (database, Dagster UI and daemon)")
+    up.add_argument("--demo", action="store_true", help="drop the demo corpus into the inbox")
+    up.set_defaults(handler=_up)
+
     demo = commands.add_parser("demo", help="extract the shipped demo corpus")
     demo.set_defaults(handler=_demo)
 
@@ -123,6 +127,21 @@ def _export(args: argparse.Namespace) -> int:
     else:
         sys.stdout.writelines(pieces)
     return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    from knowledge_assets.platform import Platform
+
+    settings = Settings()
+    platform = Platform(settings, demo=args.demo)
+    platform.start()
+    print(f"Dagster UI:  http://{settings.ui_host}:{settings.ui_port}", flush=True)
+    print(f"inbox:       {settings.inbox_dir}  (drop .txt/.md files here)", flush=True)
+    print(f"state:       {settings.home}   logs: {settings.home / 'logs'}", flush=True)
+    if args.demo:
+        print("demo corpus dropped into the inbox; watch the assets fill in", flush=True)
+    print("Ctrl-C stops everything", flush=True)
+    return platform.wait()
 
 
 def _demo(args: argparse.Namespace) -> int:

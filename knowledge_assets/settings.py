@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     llm_backoff_base_s: float = Field(default=0.5, ge=0)
     llm_backoff_max_s: float = Field(default=30.0, ge=0)
 
+    ui_host: str = Field(default="127.0.0.1", description="Dagster UI bind address.")
+    ui_port: int = Field(default=3000, ge=1, le=65535)
+    api_host: str = Field(default="127.0.0.1", description="API bind address.")
+    api_port: int = Field(default=8000, ge=1, le=65535)
+
     resolution_threshold: float = Field(default=0.9, ge=0, le=1)
 
     @field_validator("home")
@@ -59,6 +64,11 @@ class Settings(BaseSettings):
     def storage_dir(self) -> Path:
         """Content-addressed document bytes and IO-manager outputs."""
         return self.home / "storage"
+
+    @property
+    def dagster_home(self) -> Path:
+        """``DAGSTER_HOME`` of the platform: holds the copied ``dagster.yaml``."""
+        return self.home / "dagster"
 
     @property
     def pgdata_dir(self) -> Path:

@@ -14,5 +14,7 @@ def test_pipeline_imports_no_dagster() -> None:
         "leaked = sorted(m for m in sys.modules if m.split('.')[0] == 'dagster')\n"
         "assert not leaked, leaked\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr

@@ -111,3 +111,27 @@ GRAPH_TABLES = (
     relation_evidence,
     quarantine,
 )
+
+canonical_entities = sa.Table(
+    "canonical_entities", metadata, _text("id", key=True), _text("name"), _text("root_type")
+)
+canonical_members = sa.Table(
+    "canonical_members",
+    metadata,
+    _text("entity_id", key=True),
+    _text("canonical_id"),
+    _text("batch_id"),
+    _text("rule"),
+)
+canonical_keys = sa.Table(
+    "canonical_keys", metadata, _text("key", key=True), _text("canonical_id", key=True)
+)
+registry_batches = sa.Table(
+    "registry_batches",
+    metadata,
+    _text("batch_id", key=True),
+    sa.Column("entities", sa.Integer, nullable=False),
+    sa.Column("merged_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+)
+
+REGISTRY_TABLES = (canonical_entities, canonical_members, canonical_keys)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from knowledge_assets.pipeline.extractors.base import Extractor
+from knowledge_assets.pipeline.models import ExtractorInfo
 from knowledge_assets.pipeline.ontology import Ontology
 from knowledge_assets.settings import ExtractorName, Settings
 
@@ -21,3 +22,19 @@ def build_extractor(
 
         return LLMExtractor(settings, ontology)
     raise ValueError(f"unknown extractor {chosen!r}: choose 'offline' or 'llm'")
+
+
+def extractor_info(
+    settings: Settings, ontology: Ontology, name: ExtractorName | None = None
+) -> ExtractorInfo:
+    """The chosen extractor's identity without loading models or opening connections."""
+    chosen = name or settings.extractor
+    if chosen == "offline":
+        from knowledge_assets.pipeline.extractors.offline import offline_extractor_info
+
+        return offline_extractor_info(settings, ontology)
+    extractor = build_extractor(settings, ontology, chosen)
+    try:
+        return extractor.info
+    finally:
+        extractor.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from functools import cache
+from importlib import metadata
 from typing import Any
 
 from knowledge_assets.pipeline.extractors.patterns import RelationPatterns
@@ -38,32 +39,34 @@ def load_model(name: str) -> Any:
         ) from exc
 
 
+def offline_extractor_info(settings: Settings, ontology: Ontology) -> ExtractorInfo:
+    """The offline extractor's identity, computed without loading the model (cheap for submitters)."""
+    try:
+        model_version = metadata.version(settings.spacy_model)
+    except metadata.PackageNotFoundError:
+        model_version = "missing"
+    config = "\x1f".join([ontology.hash, settings.spacy_model, *EXCLUDED_COMPONENTS, RULES_VERSION])
+    return ExtractorInfo(
+        name=f"spacy:{settings.spacy_model}",
+        version=f"{model_version}+rules{RULES_VERSION}",
+        config_hash=hashlib.sha256(config.encode("utf-8")).hexdigest()[:16],
+    )
+
+
 class SpacyExtractor:
     """Named entities from spaCy mapped onto ontology classes; relations from trigger patterns."""
 
     def __init__(self, settings: Settings, ontology: Ontology) -> None:
         self.settings = settings
         self.ontology = ontology
+        self._info = offline_extractor_info(settings, ontology)
         self.nlp = load_model(settings.spacy_model)
         self.patterns = RelationPatterns(ontology)
-        self._info = self._build_info()
 
     @property
     def info(self) -> ExtractorInfo:
         """Model name and version plus our rules version and the ontology hash."""
         return self._info
-
-    def _build_info(self) -> ExtractorInfo:
-        meta = self.nlp.meta
-        version = f"{meta.get('version', '0')}+rules{RULES_VERSION}"
-        config = "\x1f".join(
-            [self.ontology.hash, self.settings.spacy_model, *self.nlp.pipe_names, RULES_VERSION]
-        )
-        return ExtractorInfo(
-            name=f"spacy:{meta.get('lang', 'en')}_{meta.get('name', 'model')}",
-            version=version,
-            config_hash=hashlib.sha256(config.encode("utf-8")).hexdigest()[:16],
-        )
 
     def extract(self, chunks: Sequence[Chunk]) -> Iterator[ChunkResult]:
         """Run the model over all chunks in batches, yielding results in input order."""

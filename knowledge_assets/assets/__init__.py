@@ -1,0 +1,1 @@
+"""Dagster assets: thin wrappers around the pipeline's stage functions."""

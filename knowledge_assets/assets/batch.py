@@ -1,0 +1,190 @@
+"""The per-batch assets, one per pipeline stage, each partitioned by batch id."""
+
+import time
+from collections.abc import Iterator
+
+import dagster as dg
+
+from knowledge_assets.assets.checks import (
+    NO_QUARANTINE,
+    NO_VIOLATIONS,
+    SPANS_MATCH,
+    quarantine_check,
+    span_check,
+    violation_check,
+)
+from knowledge_assets.partitions import batch_partitions
+from knowledge_assets.pipeline import stages
+from knowledge_assets.pipeline.cache import CachedExtraction, ExtractionCache
+from knowledge_assets.pipeline.models import ResolvedGraph, ValidatedGraph
+from knowledge_assets.pipeline.store import IngestReport
+from knowledge_assets.resources import KnowledgeResource
+
+GROUP = "extraction"
+_COMMON = {
+    "partitions_def": batch_partitions,
+    "group_name": GROUP,
+    "io_manager_key": "json_io",
+}
+PROGRESS_EVERY_S = 1.0
+
+
+class IngestSummary(stages.Frozen):
+    """What ingestion wrote (zero rows on a re-run of the same batch)."""
+
+    batch_id: str
+    inserted: dict[str, int]
+    entities: int
+    relations: int
+    quarantined: int
+
+
+@dg.asset(kinds={"python"}, **_COMMON)
+def documents(context: dg.AssetExecutionContext, knowledge: KnowledgeResource) -> dg.Output:
+    """The batch's accepted documents (one row = one decoded document) and the refused ones."""
+    storage = knowledge.batches()
+    manifest = storage.manifest(context.partition_key)
+    settings = knowledge.settings()
+    prepared = stages.prepare(storage.inputs(manifest), max_bytes=settings.max_document_bytes)
+    prepared = prepared.model_copy(update={"rejections": manifest.rejections + prepared.rejections})
+    return dg.Output(
+        prepared,
+        metadata={
+            "documents": len(prepared.documents),
+            "rejected": len(prepared.rejections),
+            "characters": sum(len(d.text) for d in prepared.documents),
+        },
+    )
+
+
+@dg.asset(kinds={"python"}, **_COMMON)
+def chunks(knowledge: KnowledgeResource, documents: stages.PreparedDocuments) -> dg.Output:
+    """Sentence-aligned chunks (one row = one chunk with exact offsets into its document)."""
+    chunk_set = stages.chunk(documents, max_chars=knowledge.settings().chunk_max_chars)
+    return dg.Output(chunk_set, metadata={"chunks": len(chunk_set.chunks)})
+
+
+@dg.asset(kinds={"python", "postgres"}, **_COMMON)
+def extractions(
+    context: dg.AssetExecutionContext, knowledge: KnowledgeResource, chunks: stages.ChunkSet
+) -> dg.Output:
+    """Mentions and relations per chunk, served from the per-chunk cache or the extractor."""
+    extraction = CachedExtraction(ExtractionCache(knowledge.engine()), knowledge.extractor())
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - last[0] >= PROGRESS_EVERY_S:
+            last[0] = now
+            context.log.info(f"progress: chunk {done} of {total}")
+
+    result = stages.extract(chunks, extraction, progress)
+    mentions = sum(len(r.extraction.mentions) for r in result.results if r.extraction)
+    relations = sum(len(r.extraction.relations) for r in result.results if r.extraction)
+    return dg.Output(
+        result,
+        metadata={
+            "chunks": len(result.results),
+            "extractor_calls": result.extractor_calls,
+            "cache_hits": result.cache_hits,
+            "failed_chunks": result.failures,
+            "mentions": mentions,
+            "relations": relations,
+            "extractor": f"{result.extractor.name} {result.extractor.version}",
+        },
+    )
+
+
+@dg.asset(
+    kinds={"python"},
+    check_specs=[dg.AssetCheckSpec(SPANS_MATCH, asset="resolved_entities")],
+    **_COMMON,
+)
+def resolved_entities(
+    context: dg.AssetExecutionContext,
+    knowledge: KnowledgeResource,
+    documents: stages.PreparedDocuments,
+    chunks: stages.ChunkSet,
+    extractions: stages.Extractions,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Entities of the batch after in-batch resolution (one row = one entity with its mentions)."""
+    graph = stages.resolve(
+        context.partition_key,
+        documents,
+        chunks,
+        extractions,
+        knowledge.ontology(),
+        threshold=knowledge.settings().resolution_threshold,
+    )
+    yield dg.Output(
+        graph,
+        metadata={
+            "entities": len(graph.entities),
+            "mentions": len(graph.mentions),
+            "relations": len(graph.relations),
+            "quarantined": len(graph.quarantined),
+        },
+    )
+    yield span_check(documents, graph)
+
+
+@dg.asset(
+    kinds={"python"},
+    check_specs=[
+        dg.AssetCheckSpec(NO_VIOLATIONS, asset="validated_graph"),
+        dg.AssetCheckSpec(NO_QUARANTINE, asset="validated_graph"),
+    ],
+    **_COMMON,
+)
+def validated_graph(
+    knowledge: KnowledgeResource, resolved_entities: ResolvedGraph
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Facts that passed the ontology's SHACL shapes; the rest quarantined with the reason."""
+    settings = knowledge.settings()
+    shapes = None
+    if settings.shapes:
+        from knowledge_assets.pipeline.validation import load_shapes
+
+        shapes = load_shapes(settings.shapes)
+    graph = stages.validate(resolved_entities, knowledge.ontology(), shapes)
+    yield dg.Output(
+        graph,
+        metadata={
+            "entities": len(graph.entities),
+            "relations": len(graph.relations),
+            "violations": graph.violations,
+            "quarantined": len(graph.quarantined),
+        },
+    )
+    yield violation_check(graph)
+    yield quarantine_check(graph)
+
+
+@dg.asset(kinds={"postgres"}, **_COMMON)
+def ingested_graph(
+    context: dg.AssetExecutionContext,
+    knowledge: KnowledgeResource,
+    documents: stages.PreparedDocuments,
+    validated_graph: ValidatedGraph,
+) -> dg.Output:
+    """The batch upserted into the graph store (rows gained per table; zero on a re-run)."""
+    report: IngestReport = stages.ingest(
+        knowledge.store(), context.partition_key, documents, validated_graph
+    )
+    summary = IngestSummary(
+        batch_id=context.partition_key,
+        inserted=report.inserted,
+        entities=len(validated_graph.entities),
+        relations=len(validated_graph.relations),
+        quarantined=len(validated_graph.quarantined),
+    )
+    return dg.Output(
+        summary,
+        metadata={
+            "rows_inserted": report.total,
+            **{f"new_{k}": v for k, v in report.inserted.items()},
+        },
+    )
+
+
+BATCH_ASSETS = [documents, chunks, extractions, resolved_entities, validated_graph, ingested_graph]

@@ -1,0 +1,137 @@
+"""Staging a batch: document bytes stored content-addressed, plus a manifest keyed by batch id.
+
+Every worker reads a batch from here, so submitting (API, sensor, CLI) and running (any process,
+any host sharing the storage folder) are decoupled. Writes are atomic and idempotent: staging the
+same documents twice yields the same batch id and rewrites nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from knowledge_assets.pipeline.documents import prepare_documents
+from knowledge_assets.pipeline.models import (
+    Batch,
+    DocumentInput,
+    DocumentRejection,
+    ExtractorInfo,
+    Frozen,
+)
+
+BATCH_ID = re.compile(r"^b[0-9a-f]{16}$")
+
+
+class ManifestEntry(Frozen):
+    """One submitted document: its name and the SHA-256 of its raw bytes."""
+
+    name: str
+    blob: str
+    size: int
+
+
+class BatchManifest(Frozen):
+    """Everything needed to run a batch anywhere: documents, refusals, ontology, extractor."""
+
+    batch_id: str
+    documents: tuple[ManifestEntry, ...]
+    rejections: tuple[DocumentRejection, ...] = ()
+    ontology_hash: str
+    extractor: ExtractorInfo
+
+
+class UnknownBatchError(KeyError):
+    """No manifest exists for the batch id."""
+
+
+class BatchStorage:
+    """Blobs under ``root/blobs/ab/abcdef…`` and manifests under ``root/batches/<id>.json``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def stage(
+        self,
+        items: Sequence[DocumentInput],
+        *,
+        max_bytes: int,
+        ontology_hash: str,
+        extractor: ExtractorInfo,
+        refused: Sequence[DocumentRejection] = (),
+    ) -> BatchManifest:
+        """Store the documents and the manifest; return it (its id is the idempotency key)."""
+        documents, rejections = prepare_documents(items, max_bytes=max_bytes)
+        batch = Batch.create(documents, ontology_hash, extractor)
+        accepted = {d.name for d in documents}
+        entries = []
+        for item in items:
+            if item.name in accepted and item.name not in {e.name for e in entries}:
+                entries.append(
+                    ManifestEntry(
+                        name=item.name, blob=self.put_blob(item.data), size=len(item.data)
+                    )
+                )
+        manifest = BatchManifest(
+            batch_id=batch.id,
+            documents=tuple(sorted(entries, key=lambda e: e.name)),
+            rejections=tuple(refused) + tuple(rejections),
+            ontology_hash=ontology_hash,
+            extractor=extractor,
+        )
+        self._write_atomic(self.manifest_path(batch.id), manifest.model_dump_json().encode())
+        return manifest
+
+    def put_blob(self, data: bytes) -> str:
+        """Store bytes under their SHA-256 and return it."""
+        digest = hashlib.sha256(data).hexdigest()
+        path = self._blob_path(digest)
+        if not path.exists():
+            self._write_atomic(path, data)
+        return digest
+
+    def read_blob(self, digest: str) -> bytes:
+        """The bytes stored under ``digest``, verified."""
+        data = self._blob_path(digest).read_bytes()
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise ValueError(f"stored document {digest} is corrupt (hash mismatch)")
+        return data
+
+    def manifest(self, batch_id: str) -> BatchManifest:
+        """The manifest of a staged batch."""
+        path = self.manifest_path(batch_id)
+        if not path.is_file():
+            raise UnknownBatchError(batch_id)
+        return BatchManifest.model_validate_json(path.read_bytes())
+
+    def inputs(self, manifest: BatchManifest) -> list[DocumentInput]:
+        """The batch's documents as submitted, read back from blob storage."""
+        return [DocumentInput(name=e.name, data=self.read_blob(e.blob)) for e in manifest.documents]
+
+    def manifest_path(self, batch_id: str) -> Path:
+        """Where a batch's manifest lives; refuses ids that are not batch ids."""
+        if not BATCH_ID.match(batch_id):
+            raise UnknownBatchError(batch_id)
+        return self.root / "batches" / f"{batch_id}.json"
+
+    def _blob_path(self, digest: str) -> Path:
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise ValueError(f"not a blob digest: {digest!r}")
+        return self.root / "blobs" / digest[:2] / digest
+
+    @staticmethod
+    def _write_atomic(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,138 @@
+"""``knowledge up``: the database, the Dagster webserver and daemon, in the foreground."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from knowledge_assets.db.engine import database_url, engine_for
+from knowledge_assets.db.migrate import ensure_migrated
+from knowledge_assets.demo import corpus_files
+from knowledge_assets.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+_log = logging.getLogger(__name__)
+
+
+class PlatformError(RuntimeError):
+    """The platform could not start; the message says which part and why."""
+
+
+class Platform:
+    """Starts every process of the platform and stops all of them on Ctrl-C or SIGTERM."""
+
+    def __init__(self, settings: Settings, *, demo: bool = False) -> None:
+        self.settings = settings
+        self.demo = demo
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self._stopping = False
+
+    def environment(self, url: str) -> dict[str, str]:
+        """What every child process needs to find the same state."""
+        env = dict(os.environ)
+        env.update(
+            DAGSTER_HOME=str(self.settings.dagster_home),
+            KNOWLEDGE_HOME=str(self.settings.home),
+            KNOWLEDGE_DATABASE_URL=url,
+        )
+        return env
+
+    def prepare(self) -> dict[str, str]:
+        """Database up and migrated, Dagster's tables created, ``DAGSTER_HOME`` written."""
+        url = database_url(self.settings)
+        ensure_migrated(engine_for(url))
+        home = self.settings.dagster_home
+        home.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+        env = self.environment(url)
+        # Let dagster-postgres create its tables once, before two processes race to do it.
+        subprocess.run(
+            [sys.executable, "-c", "import dagster; dagster.DagsterInstance.get().dispose()"],
+            env=env,
+            check=True,
+        )
+        self.settings.inbox_dir.mkdir(parents=True, exist_ok=True)
+        return env
+
+    def start(self) -> None:
+        """Start the webserver and the daemon (and drop the demo corpus if asked)."""
+        env = self.prepare()
+        bin_dir = Path(sys.executable).parent
+        workspace = str(PROJECT_ROOT / "workspace.yaml")
+        self._spawn(
+            "webserver",
+            [str(bin_dir / "dagster-webserver"), "-h", self.settings.ui_host,
+             "-p", str(self.settings.ui_port), "-w", workspace],
+            env,
+        )  # fmt: skip
+        self._spawn("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], env)
+        if self.demo:
+            self.drop_demo()
+
+    def drop_demo(self) -> None:
+        """Copy the demo corpus into the inbox (written as .part, then renamed: never half-read)."""
+        for source in corpus_files():
+            target = self.settings.inbox_dir / source.name
+            partial = target.with_name(target.name + ".part")
+            shutil.copyfile(source, partial)
+            os.replace(partial, target)
+
+    def wait(self) -> int:
+        """Block until a signal arrives or a child dies; then stop everything."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_signal)
+        try:
+            while not self._stopping:
+                for name, child in self.children.items():
+                    if child.poll() is not None:
+                        _log.error(
+                            "%s exited with %s; stopping the platform", name, child.returncode
+                        )
+                        return 1
+                time.sleep(0.5)
+            return 0
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Terminate every child (and its process group), then release the database."""
+        for child in self.children.values():
+            _signal_group(child, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in self.children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(child, signal.SIGKILL)
+                child.wait()
+        self.children.clear()
+        from knowledge_assets.db.engine import stop_embedded
+
+        stop_embedded()
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        log_dir = self.settings.home / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log = (log_dir / f"{name}.log").open("ab")
+        # Own session: a signal to the platform reaches children only through stop(), in order.
+        self.children[name] = subprocess.Popen(
+            argv, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stopping = True
+
+
+def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
+    try:
+        os.killpg(child.pid, signum)
+    except ProcessLookupError:
+        pass
