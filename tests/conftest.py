@@ -15,7 +15,8 @@ from knowledge_assets.db.embedded import EmbeddedPostgres, to_sqlalchemy_url
 from knowledge_assets.db.engine import engine_for
 from knowledge_assets.settings import Settings
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 ECBPLUS = SHARED_DATA / "ecbplus-dev"
 
 
@@ -73,3 +74,30 @@ def require_ecbplus() -> Path:
     if not (ECBPLUS / "docs").is_dir():
         pytest.skip(f"evaluation corpus not found at {ECBPLUS} (only CI and dev machines have it)")
     return ECBPLUS
+
+
+@pytest.fixture
+def dagster_instance(
+    settings: Settings, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[object]:
+    """A real Dagster instance from the project's dagster.yaml, storing in the test database."""
+    import dagster as dg
+
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        yield instance
+    finally:
+        instance.dispose()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -10,7 +10,8 @@ def test_pipeline_imports_no_dagster() -> None:
     code = (
         "import sys\n"
         "import knowledge_assets.pipeline.pipeline, knowledge_assets.pipeline.stages\n"
-        "import knowledge_assets.pipeline.extractors.offline, knowledge_assets.pipeline.extractors.llm\n"
+        "import knowledge_assets.pipeline.extractors.offline\n"
+        "import knowledge_assets.pipeline.extractors.llm\n"
         "leaked = sorted(m for m in sys.modules if m.split('.')[0] == 'dagster')\n"
         "assert not leaked, leaked\n"
     )

@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 
@@ -21,7 +22,7 @@ from knowledge_assets.pipeline.store import IngestReport
 from knowledge_assets.resources import KnowledgeResource
 
 GROUP = "extraction"
-_COMMON = {
+_COMMON: dict[str, Any] = {
     "partitions_def": batch_partitions,
     "group_name": GROUP,
     "io_manager_key": "json_io",

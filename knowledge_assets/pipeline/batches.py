@@ -67,7 +67,7 @@ class BatchStorage:
         documents, rejections = prepare_documents(items, max_bytes=max_bytes)
         batch = Batch.create(documents, ontology_hash, extractor)
         accepted = {d.name for d in documents}
-        entries = []
+        entries: list[ManifestEntry] = []
         for item in items:
             if item.name in accepted and item.name not in {e.name for e in entries}:
                 entries.append(

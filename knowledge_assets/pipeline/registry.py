@@ -78,7 +78,9 @@ def _merge_batch(
 ) -> None:
     candidates = _candidates(connection, batch_id, ontology)
     known = _lookup(connection, {k for c in candidates for k in (c.name_key, *c.alias_keys)})
-    members, keys, created = [], [], {}
+    members: list[dict[str, object]] = []
+    keys: list[dict[str, object]] = []
+    created: dict[str, dict[str, object]] = {}
     for candidate in candidates:
         canonical_id, rule = _match(candidate, known)
         if canonical_id is None:

@@ -1,6 +1,7 @@
 """The inbox sensor: new files become a batch partition and its run, in one tick."""
 
 import json
+from collections.abc import Sequence
 
 import dagster as dg
 
@@ -52,5 +53,5 @@ def inbox_sensor(
     )
 
 
-def _skip(rejected: list[object]) -> str:
+def _skip(rejected: Sequence[object]) -> str:
     return f"refused {len(rejected)} file(s)" if rejected else "no new settled files in the inbox"

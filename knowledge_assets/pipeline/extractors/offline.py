@@ -40,7 +40,7 @@ def load_model(name: str) -> Any:
 
 
 def offline_extractor_info(settings: Settings, ontology: Ontology) -> ExtractorInfo:
-    """The offline extractor's identity, computed without loading the model (cheap for submitters)."""
+    """The offline extractor's identity, known without loading the model (cheap to submit)."""
     try:
         model_version = metadata.version(settings.spacy_model)
     except metadata.PackageNotFoundError:

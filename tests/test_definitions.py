@@ -1,0 +1,49 @@
+"""The definitions load, and the asset graph is the one the design names."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from knowledge_assets.definitions import defs
+from knowledge_assets.partitions import BATCHES
+
+BATCH_ASSETS = {
+    "documents": set(),
+    "chunks": {"documents"},
+    "extractions": {"chunks"},
+    "resolved_entities": {"documents", "chunks", "extractions"},
+    "validated_graph": {"resolved_entities"},
+    "ingested_graph": {"documents", "validated_graph"},
+}
+
+
+def test_asset_graph_keys_dependencies_and_partitions() -> None:
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {*BATCH_ASSETS, "canonical_entities"}
+    for name, parents in BATCH_ASSETS.items():
+        node = graph.get(dg.AssetKey(name))
+        assert {p.to_user_string() for p in node.parent_keys} == parents
+        assert isinstance(node.partitions_def, dg.DynamicPartitionsDefinition)
+        assert node.partitions_def.name == BATCHES
+    canonical = graph.get(dg.AssetKey("canonical_entities"))
+    assert canonical.partitions_def is None
+    assert {p.to_user_string() for p in canonical.parent_keys} == {"ingested_graph"}
+
+
+def test_asset_checks_give_red_lights() -> None:
+    graph = defs.resolve_asset_graph()
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert checks == {
+        ("resolved_entities", "mention_spans_match"),
+        ("validated_graph", "no_shacl_violations"),
+        ("validated_graph", "nothing_quarantined"),
+    }
+
+
+def test_job_sensors_and_resources() -> None:
+    job = defs.resolve_job_def("extract_batch")
+    assert job.partitions_def is not None
+    sensors = {s.name: s for s in defs.get_repository_def().sensor_defs}
+    assert set(sensors) == {"inbox_sensor", "registry_automation"}
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
