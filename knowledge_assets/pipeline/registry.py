@@ -92,10 +92,9 @@ def _merge_batch(
         for key in (candidate.name_key, *candidate.alias_keys):
             known.setdefault(key, set()).add(canonical_id)
             keys.append({"key": key, "canonical_id": canonical_id})
-        members.append(
-            {"entity_id": candidate.entity_id, "canonical_id": canonical_id}
-            | {"batch_id": batch_id, "rule": rule}
-        )
+        member: dict[str, object] = {"entity_id": candidate.entity_id}
+        member.update(canonical_id=canonical_id, batch_id=batch_id, rule=rule)
+        members.append(member)
         report.joined += rule != "new"
     _insert(connection, t.canonical_entities, list(created.values()))
     _insert(connection, t.canonical_members, members)
