@@ -1,0 +1,1 @@
+"""Benchmarks: each compares two paths in the same process and reports the median ratio."""
