@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from knowledge_assets.db.engine import get_engine
+from knowledge_assets.db.migrate import ensure_migrated
 from knowledge_assets.pipeline import stages
 from knowledge_assets.pipeline.cache import CachedExtraction, ExtractionCache
 from knowledge_assets.pipeline.documents import read_paths
@@ -68,6 +69,7 @@ class ExtractionPipeline:
     ) -> None:
         self.settings = settings or Settings()
         self.engine = engine or get_engine(self.settings)
+        ensure_migrated(self.engine)
         self.ontology = ontology or load_ontology(self.settings.ontology)
         self.shapes = load_shapes(self.settings.shapes) if self.settings.shapes else None
         self.extractor = extractor or build_extractor(self.settings, self.ontology)
