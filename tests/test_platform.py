@@ -43,6 +43,7 @@ class Platform:
     """A `knowledge up --demo` subprocess and the GraphQL endpoint of its webserver."""
 
     def __init__(self, home: Path, database_url: str) -> None:
+        self.home = home
         self.port = free_port()
         self.env = dict(
             os.environ,
@@ -50,8 +51,8 @@ class Platform:
             KNOWLEDGE_DATABASE_URL=database_url,
             KNOWLEDGE_UI_PORT=str(self.port),
         )
-        home.mkdir(parents=True)
-        self.log = (home / "up.log").open("wb")
+        home.mkdir(parents=True, exist_ok=True)
+        self.log = (home / "up.log").open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "knowledge_assets.cli", "up", "--demo"],
             env=self.env,
@@ -140,3 +141,20 @@ def test_demo_batch_runs_through_the_daemon_like_the_direct_pipeline(
         survivors = platform.stop()
     assert platform.process.returncode == 0
     assert survivors == []
+
+    # Started again on the same home: the data is reused and the demo batch is not run twice.
+    restarted = Platform(tmp_path / "platform", platform_db)
+    try:
+        restarted.wait_for(lambda: restarted.graphql(ASSETS_QUERY)["assetNodes"], 120)
+        assert [m["partition"] for m in restarted.materialized("ingested_graph")] == [batch_id]
+        inbox = tmp_path / "platform" / "inbox"
+        # The re-dropped demo files are staged as the same batch, skipped, then archived.
+        restarted.wait_for(lambda: not [p for p in inbox.iterdir() if p.name[0] != "."], 60)
+        archived = inbox / ".submitted" / batch_id
+        runs = restarted.graphql(RUNS, batch=batch_id)["runsOrError"]["results"]
+        assert len(runs) == 1
+        assert sorted(p.name for p in archived.iterdir()) == sorted(
+            p.name for p in CORPUS_DIR.glob("*.txt")
+        )
+    finally:
+        assert restarted.stop() == []
