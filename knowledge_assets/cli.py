@@ -77,14 +77,24 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+def _ontology(settings: Settings) -> Any:
+    from knowledge_assets.pipeline.ontology import OntologyError, load_ontology
+
+    try:
+        return load_ontology(settings.ontology)
+    except OntologyError as exc:
+        raise UserFacingError(f"ontology: {exc}") from exc
+
+
 def _pipeline(settings: Settings) -> Any:
     from knowledge_assets.pipeline.ontology import OntologyError
     from knowledge_assets.pipeline.pipeline import ExtractionPipeline
 
+    ontology = _ontology(settings)
     try:
-        return ExtractionPipeline(settings)
-    except OntologyError as exc:
-        raise UserFacingError(f"ontology: {exc}") from exc
+        return ExtractionPipeline(settings, ontology=ontology)
+    except OntologyError as exc:  # a broken shapes file (ShapesError) is an OntologyError too
+        raise UserFacingError(f"shapes: {exc}") from exc
 
 
 def _extract(args: argparse.Namespace) -> int:
@@ -117,10 +127,9 @@ def _print_summary(result: Any) -> None:
 def _export(args: argparse.Namespace) -> int:
     from knowledge_assets.db.engine import get_engine
     from knowledge_assets.pipeline.export import export
-    from knowledge_assets.pipeline.ontology import load_ontology
 
     settings = _settings(args)
-    pieces = export(get_engine(settings), load_ontology(settings.ontology), args.format)
+    pieces = export(get_engine(settings), _ontology(settings), args.format)
     if args.output:
         with args.output.open("w", encoding="utf-8") as out:
             out.writelines(pieces)

@@ -39,10 +39,13 @@ class PydanticJsonIOManager(dg.ConfigurableIOManager):
         path = self._path(context)
         path.parent.mkdir(parents=True, exist_ok=True)
         kind = type(obj)
-        document = {"model": f"{kind.__module__}:{kind.__qualname__}", "data": obj.model_dump()}
+        document = {
+            "model": f"{kind.__module__}:{kind.__qualname__}",
+            "data": obj.model_dump(mode="json"),
+        }
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(document, out, default=_bytes_as_text)
+            json.dump(document, out)
         os.replace(tmp, path)
 
     def load_input(self, context: dg.InputContext) -> BaseModel:
@@ -62,9 +65,3 @@ def _model_class(name: str) -> type[BaseModel]:
     if not (isinstance(kind, type) and issubclass(kind, BaseModel)):
         raise ValueError(f"{name} is not a pydantic model")
     return kind
-
-
-def _bytes_as_text(value: object) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    raise TypeError(f"cannot serialise {type(value).__name__}")

@@ -108,3 +108,14 @@ def test_ecbplus_corpus_twice_is_idempotent(cli_env: dict[str, str], database_ur
     assert second["inserted_rows"] == 0
     assert store.counts() == counts
     assert store.snapshot() == rows
+
+
+def test_export_with_a_broken_ontology_is_a_clear_error(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.ttl"
+    empty.write_text("", encoding="utf-8")
+    result = knowledge(cli_env, "export", "--ontology", str(empty))
+    assert result.returncode == 2
+    assert "empty.ttl" in result.stderr
+    assert "Traceback" not in result.stderr

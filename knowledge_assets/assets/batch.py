@@ -17,7 +17,7 @@ from knowledge_assets.assets.checks import (
 from knowledge_assets.partitions import batch_partitions
 from knowledge_assets.pipeline import stages
 from knowledge_assets.pipeline.cache import CachedExtraction, ExtractionCache
-from knowledge_assets.pipeline.models import ResolvedGraph, ValidatedGraph
+from knowledge_assets.pipeline.models import Frozen, ResolvedGraph, ValidatedGraph
 from knowledge_assets.pipeline.store import IngestReport
 from knowledge_assets.resources import KnowledgeResource
 
@@ -30,7 +30,7 @@ _COMMON: dict[str, Any] = {
 PROGRESS_EVERY_S = 1.0
 
 
-class IngestSummary(stages.Frozen):
+class IngestSummary(Frozen):
     """What ingestion wrote (zero rows on a re-run of the same batch)."""
 
     batch_id: str
@@ -46,8 +46,11 @@ def documents(context: dg.AssetExecutionContext, knowledge: KnowledgeResource) -
     storage = knowledge.batches()
     manifest = storage.manifest(context.partition_key)
     settings = knowledge.settings()
-    prepared = stages.prepare(storage.inputs(manifest), max_bytes=settings.max_document_bytes)
-    prepared = prepared.model_copy(update={"rejections": manifest.rejections + prepared.rejections})
+    prepared = stages.prepare(
+        storage.inputs(manifest),
+        max_bytes=settings.max_document_bytes,
+        refused=manifest.rejections,
+    )
     return dg.Output(
         prepared,
         metadata={

@@ -8,6 +8,7 @@ from functools import cache
 import sqlalchemy as sa
 
 from knowledge_assets.db.embedded import EmbeddedPostgres, to_sqlalchemy_url
+from knowledge_assets.db.migrate import ensure_migrated
 from knowledge_assets.settings import Settings
 
 _embedded_lock = threading.Lock()
@@ -44,8 +45,6 @@ def engine_for(url: str) -> sa.Engine:
 
 def get_engine(settings: Settings) -> sa.Engine:
     """The process-wide engine for the configured database, with our schema migrated."""
-    from knowledge_assets.db.migrate import ensure_migrated
-
     engine = engine_for(database_url(settings))
     ensure_migrated(engine)
     return engine

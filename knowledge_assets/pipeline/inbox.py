@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from knowledge_assets.pipeline.batches import BatchManifest, BatchStorage
-from knowledge_assets.pipeline.documents import read_paths
+from knowledge_assets.pipeline.documents import read_paths, safe_name
 from knowledge_assets.pipeline.models import DocumentRejection, ExtractorInfo
 
 SUBMITTED = ".submitted"
@@ -59,24 +59,23 @@ class Inbox:
         if not paths:
             return InboxScan()
         items, refused = read_paths(paths, max_bytes=max_bytes)
-        scan = InboxScan()
-        refused_names = {r.name for r in refused}
-        for rejection in refused:
+        manifest = None
+        if items:
+            manifest = storage.stage(
+                items,
+                max_bytes=max_bytes,
+                ontology_hash=ontology_hash,
+                extractor=extractor,
+                refused=refused,
+            )
+        rejections = list(manifest.rejections if manifest else refused)
+        for rejection in rejections:
             self._reject(paths, rejection)
-            scan.rejected.append(rejection)
-        if not items:
-            return scan
-        manifest = storage.stage(
-            items, max_bytes=max_bytes, ontology_hash=ontology_hash, extractor=extractor
+        return InboxScan(
+            manifest=manifest if manifest and manifest.documents else None,
+            files=[p.name for p in paths if p.exists()],
+            rejected=rejections,
         )
-        bad = {r.name for r in manifest.rejections} - refused_names
-        for rejection in manifest.rejections:
-            if rejection.name in bad:
-                self._reject(paths, rejection)
-                scan.rejected.append(rejection)
-        scan.files = [p.name for p in paths if p.stem not in bad and p.exists()]
-        scan.manifest = manifest if manifest.documents else None
-        return scan
 
     def archive(self, batch_id: str, names: list[str]) -> None:
         """Move a submitted batch's files out of the way (after its run was requested)."""
@@ -90,7 +89,7 @@ class Inbox:
     def _reject(self, paths: list[Path], rejection: DocumentRejection) -> None:
         target = self.root / REJECTED
         for path in paths:
-            if path.stem == rejection.name or path.name == rejection.name:
+            if rejection.name in (path.stem, path.name, safe_name(path.stem)):
                 target.mkdir(parents=True, exist_ok=True)
                 if path.exists():
                     shutil.move(str(path), target / path.name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,8 +23,6 @@ from knowledge_assets.pipeline.ontology import Ontology, load_ontology
 from knowledge_assets.pipeline.store import GraphStore
 from knowledge_assets.pipeline.validation import load_shapes
 from knowledge_assets.settings import Settings
-
-StageListener = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass
@@ -65,7 +63,6 @@ class ExtractionPipeline:
         engine: sa.Engine | None = None,
         ontology: Ontology | None = None,
         extractor: Extractor | None = None,
-        listener: StageListener | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.engine = engine or get_engine(self.settings)
@@ -75,7 +72,6 @@ class ExtractionPipeline:
         self.extractor = extractor or build_extractor(self.settings, self.ontology)
         self.store = GraphStore(self.engine)
         self.cache = ExtractionCache(self.engine)
-        self.listener = listener
 
     def run_paths(self, paths: Sequence[Path]) -> PipelineResult:
         """Read files and folders, then run them as one batch (refused files are reported)."""
@@ -89,17 +85,13 @@ class ExtractionPipeline:
         seconds: dict[str, float] = {}
         s = self.settings
         with self._stage("prepare", seconds):
-            prepared = stages.prepare(items, max_bytes=s.max_document_bytes)
-            if refused:
-                prepared = prepared.model_copy(
-                    update={"rejections": tuple(refused) + prepared.rejections}
-                )
+            prepared = stages.prepare(items, max_bytes=s.max_document_bytes, refused=refused)
         batch = Batch.create(list(prepared.documents), self.ontology.hash, self.extractor.info)
         with self._stage("chunk", seconds):
             chunks = stages.chunk(prepared, max_chars=s.chunk_max_chars)
         with self._stage("extract", seconds):
             extraction = CachedExtraction(self.cache, self.extractor)
-            extractions = stages.extract(chunks, extraction, self._progress)
+            extractions = stages.extract(chunks, extraction)
         with self._stage("resolve", seconds):
             resolved = stages.resolve(
                 batch.id, prepared, chunks, extractions, self.ontology,
@@ -130,17 +122,9 @@ class ExtractionPipeline:
         """Release the extractor's clients."""
         self.extractor.close()
 
+    @staticmethod
     @contextmanager
-    def _stage(self, name: str, seconds: dict[str, float]) -> Iterator[None]:
-        self._emit(name, {"event": "started"})
+    def _stage(name: str, seconds: dict[str, float]) -> Iterator[None]:
         began = time.perf_counter()
         yield
         seconds[name] = round(time.perf_counter() - began, 3)
-        self._emit(name, {"event": "finished", "seconds": seconds[name]})
-
-    def _progress(self, done: int, total: int) -> None:
-        self._emit("extract", {"event": "progress", "done": done, "total": total})
-
-    def _emit(self, stage: str, payload: dict[str, Any]) -> None:
-        if self.listener is not None:
-            self.listener(stage, payload)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from knowledge_assets.pipeline.cache import CachedExtraction, ExtractionStats
+import rdflib
+
+from knowledge_assets.pipeline.cache import CachedExtraction
 from knowledge_assets.pipeline.chunking import chunk_documents
 from knowledge_assets.pipeline.documents import prepare_documents
 from knowledge_assets.pipeline.models import (
@@ -59,10 +61,17 @@ class Extractions(Frozen):
     failures: int = 0
 
 
-def prepare(items: Sequence[DocumentInput], *, max_bytes: int) -> PreparedDocuments:
-    """Decode and check every input; refused ones carry the reason a user reads."""
+def prepare(
+    items: Sequence[DocumentInput],
+    *,
+    max_bytes: int,
+    refused: Sequence[DocumentRejection] = (),
+) -> PreparedDocuments:
+    """Decode and check every input; ``refused`` are refusals made before decoding (e.g. files)."""
     documents, rejections = prepare_documents(items, max_bytes=max_bytes)
-    return PreparedDocuments(documents=tuple(documents), rejections=tuple(rejections))
+    return PreparedDocuments(
+        documents=tuple(documents), rejections=tuple(refused) + tuple(rejections)
+    )
 
 
 def chunk(prepared: PreparedDocuments, *, max_chars: int) -> ChunkSet:
@@ -73,10 +82,12 @@ def chunk(prepared: PreparedDocuments, *, max_chars: int) -> ChunkSet:
 def extract(
     chunks: ChunkSet, extraction: CachedExtraction, progress: ProgressCallback | None = None
 ) -> Extractions:
-    """Serve every chunk from the cache or the extractor; failures are kept, not raised."""
+    """Serve every chunk from the cache or the extractor; failures are kept, not raised.
+
+    ``extraction`` must be fresh: its counters become the stage's counts.
+    """
     by_id: dict[str, ChunkResult] = {}
     total = len(chunks.chunks)
-    before = ExtractionStats(**vars(extraction.stats))
     for result in extraction.run(chunks.chunks):
         by_id[result.chunk_id] = result
         if progress is not None:
@@ -85,9 +96,9 @@ def extract(
     return Extractions(
         extractor=extraction.extractor.info,
         results=tuple(by_id[c.id] for c in chunks.chunks),
-        cache_hits=stats.cache_hits - before.cache_hits,
-        extractor_calls=stats.extractor_calls - before.extractor_calls,
-        failures=stats.failures - before.failures,
+        cache_hits=stats.cache_hits,
+        extractor_calls=stats.extractor_calls,
+        failures=stats.failures,
     )
 
 
@@ -116,10 +127,10 @@ def resolve(
 
 
 def validate(
-    resolved: ResolvedGraph, ontology: Ontology, shapes: object | None = None
+    resolved: ResolvedGraph, ontology: Ontology, shapes: rdflib.Graph | None = None
 ) -> ValidatedGraph:
     """SHACL-check the facts; quarantine violations and keep earlier quarantines."""
-    checked = validate_graph(resolved, ontology, shapes)  # type: ignore[arg-type]
+    checked = validate_graph(resolved, ontology, shapes)
     known = {q.id for q in checked.quarantined}
     carried = tuple(q for q in resolved.quarantined if q.id not in known)
     return checked.model_copy(update={"quarantined": checked.quarantined + carried})
