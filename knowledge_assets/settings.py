@@ -9,6 +9,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ExtractorName = Literal["offline", "llm"]
+# A guessable API token is worse than none: refuse short ones outright.
+MIN_TOKEN_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -47,6 +49,20 @@ class Settings(BaseSettings):
     ui_port: int = Field(default=3000, ge=1, le=65535)
     api_host: str = Field(default="127.0.0.1", description="API bind address.")
     api_port: int = Field(default=8000, ge=1, le=65535)
+    api_token: SecretStr | None = Field(
+        default=None, description="Bearer token of the API; `knowledge up` generates one if unset."
+    )
+    ui_url: str | None = Field(
+        default=None, description="Dagster UI address for links; unset = http://ui_host:ui_port."
+    )
+    api_max_upload_bytes: int = Field(default=50_000_000, gt=0)
+    api_max_upload_files: int = Field(default=1_000, ge=1)
+    api_max_streams_per_token: int = Field(default=8, ge=1)
+    api_stream_poll_s: float = Field(default=0.1, gt=0)
+    api_stream_settle_s: float = Field(default=0.3, ge=0)
+    api_stream_heartbeat_s: float = Field(default=15.0, gt=0)
+    api_stream_send_timeout_s: float = Field(default=10.0, gt=0)
+    api_stream_token_ttl_s: int = Field(default=60, ge=1)
 
     resolution_threshold: float = Field(default=0.9, ge=0, le=1)
 
@@ -54,6 +70,28 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().absolute()
+
+    @field_validator("api_token")
+    @classmethod
+    def _strong_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_CHARS:
+            raise ValueError(f"KNOWLEDGE_API_TOKEN must have at least {MIN_TOKEN_CHARS} characters")
+        return value
+
+    @property
+    def dagster_ui_url(self) -> str:
+        """Base address of the Dagster UI, for links from the API's page."""
+        return (self.ui_url or f"http://{self.ui_host}:{self.ui_port}").rstrip("/")
+
+    @property
+    def api_url(self) -> str:
+        """Where clients on this machine reach the API."""
+        return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def api_token_file(self) -> Path:
+        """Where `knowledge up` writes the generated API token (mode 0600)."""
+        return self.home / "api_token"
 
     @property
     def inbox_dir(self) -> Path:

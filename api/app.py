@@ -1,0 +1,38 @@
+"""The FastAPI application: routers, error shape, body limit and the process-wide context."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.body_limit import BodyLimitMiddleware
+from api.context import api_context
+from api.errors import install_error_handlers
+from api.routes import batches, entities, events, health, page
+from knowledge_assets.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A ready app for ``settings``; the Orchestrator opens when the server starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with api_context(settings) as context:
+            app.state.context = context
+            yield
+
+    app = FastAPI(
+        title="knowledge-assets API",
+        version="1",
+        summary="Submit document batches, follow their progress, query the knowledge graph.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (health, batches, events, entities, page):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_upload_bytes)
+    return app

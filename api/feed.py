@@ -1,0 +1,120 @@
+"""Reading a batch's event-log records in storage-id order across all of its runs.
+
+A record becomes visible when its writer commits, and concurrent writers (run worker, daemon,
+step processes) can commit out of id order: a reader that moved its cursor past id 101 while id
+100 was still uncommitted would never see 100. So the feed only hands out records older than a
+settle window (``KNOWLEDGE_API_STREAM_SETTLE_S``), which is far longer than the gap between a
+writer's id allocation and its commit. A run failure is also held back until Dagster has tagged
+whether the run will be retried, so its event says so truthfully on every replay.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, EventLogRecord
+
+# Not exported by dagster, yet the only way to give get_records_for_run a storage-id cursor;
+# the dagster pin and the stream tests guard it.
+from dagster._core.event_api import EventLogCursor
+
+from api.events import BatchEvent, EventTranslator
+
+__all__ = ["BatchEventFeed", "FeedPoll", "RunIds"]
+
+RunIds = Callable[[str], list[str]]
+_PAGE = 500
+_WILL_RETRY = "dagster/will_retry"
+# Longest wait for Dagster to tag a failed run with whether it will be retried.
+_RETRY_TAG_GRACE_S = 10.0
+
+
+@dataclass(frozen=True)
+class FeedPoll:
+    """New events since the last poll, and whether the batch has reached its end."""
+
+    events: list[BatchEvent]
+    finished: bool
+
+
+class BatchEventFeed:
+    """Translates a batch's records into events; each ``poll`` continues where the last ended."""
+
+    def __init__(
+        self, instance: DagsterInstance, run_ids: RunIds, batch_id: str, *, settle_s: float
+    ) -> None:
+        self.instance = instance
+        self.run_ids = run_ids
+        self.batch_id = batch_id
+        self.settle_s = settle_s
+        self.translator = EventTranslator(batch_id)
+        self._cursor = 0
+        self._last_run_fed: str | None = None
+        self._runs: dict[str, DagsterRun] = {}
+
+    def poll(self, now: float | None = None) -> FeedPoll:
+        """Read what is new and settled, translate it, and say if the stream can end."""
+        now = time.time() if now is None else now
+        run_ids = self.run_ids(self.batch_id)
+        records, complete = self._new_records(run_ids)
+        events: list[BatchEvent] = []
+        for record in records:
+            if not self._ready(record, now):
+                complete = False
+                break
+            events.extend(self.translator.feed(record, self._run(record.run_id)))
+            self._cursor = record.storage_id
+            self._last_run_fed = record.run_id
+        return FeedPoll(events, complete and self._at_end(run_ids))
+
+    def _new_records(self, run_ids: list[str]) -> tuple[list[EventLogRecord], bool]:
+        cursor = EventLogCursor.from_storage_id(self._cursor).to_string() if self._cursor else None
+        records: list[EventLogRecord] = []
+        frontier: int | None = None
+        for run_id in run_ids:
+            page = self.instance.get_records_for_run(run_id, cursor=cursor, limit=_PAGE)
+            records.extend(page.records)
+            if page.has_more and page.records:
+                last = page.records[-1].storage_id
+                frontier = last if frontier is None else min(frontier, last)
+        records.sort(key=lambda r: r.storage_id)
+        if frontier is not None:
+            # Another run may hold unread records below this run's next page: stop at the frontier.
+            return [r for r in records if r.storage_id <= frontier], False
+        return records, True
+
+    def _ready(self, record: EventLogRecord, now: float) -> bool:
+        if now - record.timestamp < self.settle_s:
+            return False
+        event = record.event_log_entry.dagster_event
+        if event is None or not event.is_run_failure or not self.instance.run_retries_enabled:
+            return True
+        if _WILL_RETRY in self._run(record.run_id).tags:
+            return True
+        self._runs.pop(record.run_id, None)
+        return _WILL_RETRY in self._run(record.run_id).tags or (
+            now - record.timestamp >= _RETRY_TAG_GRACE_S
+        )
+
+    def _at_end(self, run_ids: list[str]) -> bool:
+        if not run_ids or self._last_run_fed != run_ids[-1]:
+            return False
+        if self.translator.terminal:
+            return True
+        if not self.translator.awaiting_retry:
+            return False
+        # A retry that Dagster announced and then abandoned: the batch has stopped here.
+        self._runs.pop(run_ids[-1], None)
+        run = self._run(run_ids[-1])
+        return run.status == DagsterRunStatus.FAILURE and run.tags.get(_WILL_RETRY) != "true"
+
+    def _run(self, run_id: str) -> DagsterRun:
+        run = self._runs.get(run_id)
+        if run is None:
+            run = self.instance.get_run_by_id(run_id)
+            if run is None:
+                raise LookupError(f"run {run_id} vanished from the run storage")
+            self._runs[run_id] = run
+        return run

@@ -1,0 +1,172 @@
+"""Request and response bodies of the API (the OpenAPI schema is generated from these)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "BatchAccepted",
+    "BatchPage",
+    "BatchView",
+    "DocumentIn",
+    "DocumentView",
+    "EntityDetail",
+    "EntityPage",
+    "EntitySummary",
+    "Health",
+    "MentionView",
+    "ProgressView",
+    "RelationView",
+    "StreamToken",
+    "SubmitJson",
+]
+
+
+class DocumentIn(BaseModel):
+    """One document submitted as JSON; ``id`` becomes its name (metadata only, never a path)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=4096)
+    text: str
+
+
+class SubmitJson(BaseModel):
+    """A batch as JSON; ``ontology`` (Turtle), if given, must be the platform's ontology."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    documents: list[DocumentIn] = Field(min_length=1)
+    ontology: str | None = None
+
+
+class BatchAccepted(BaseModel):
+    """The answer to a submission: the same content always gives the same ``batch_id``."""
+
+    batch_id: str
+    state: str
+    events_url: str
+    dagster_url: str
+
+
+class ProgressView(BaseModel):
+    """Counts per stage."""
+
+    documents: int = 0
+    chunks_total: int = 0
+    chunks_done: int = 0
+    chunks_reused: int = 0
+    entities: int = 0
+    relations: int = 0
+    quarantined: int = 0
+
+
+class DocumentView(BaseModel):
+    """One document of the batch and what became of it."""
+
+    name: str
+    status: str
+    reason: str | None = None
+
+
+class BatchView(BaseModel):
+    """A batch: its state in the state machine, current stage, counts, errors and runs."""
+
+    batch_id: str
+    state: str
+    stage: str | None = None
+    progress: ProgressView
+    error: str | None = None
+    failed_stage: str | None = None
+    last_successful_stage: str | None = None
+    runs: list[str] = []
+    documents: list[DocumentView] = []
+    events_url: str
+    dagster_url: str
+
+    @classmethod
+    def of(cls, status: Any, dagster_ui: str) -> BatchView:
+        """Build from the Orchestrator's ``BatchStatus`` (kept separate so the API is stable)."""
+        data = status.model_dump(mode="json")
+        batch_id = data["batch_id"]
+        return cls(
+            **{k: v for k, v in data.items() if k in cls.model_fields},
+            events_url=f"/batches/{batch_id}/events",
+            dagster_url=dagster_link(dagster_ui, batch_id),
+        )
+
+
+def dagster_link(dagster_ui: str, batch_id: str) -> str:
+    """The batch's partition of its assets in the Dagster UI."""
+    return f"{dagster_ui}/assets/ingested_graph?view=partitions&partition={batch_id}"
+
+
+class BatchPage(BaseModel):
+    """One page of batches, newest first."""
+
+    items: list[BatchView]
+    offset: int
+    limit: int
+
+
+class StreamToken(BaseModel):
+    """A short-lived token for ``GET /batches/{id}/events?access_token=``."""
+
+    token: str
+    expires_in: int
+
+
+class EntitySummary(BaseModel):
+    """An entity of the graph store with its types and aliases."""
+
+    id: str
+    name: str
+    types: list[str]
+    aliases: list[str]
+
+
+class EntityPage(BaseModel):
+    """Entities matching a query."""
+
+    items: list[EntitySummary]
+    offset: int
+    limit: int
+
+
+class MentionView(BaseModel):
+    """Where an entity is mentioned: a span of a document's text."""
+
+    id: str
+    document_id: str
+    document: str
+    start: int
+    end: int
+    text: str
+    label: str
+
+
+class RelationView(BaseModel):
+    """A relation in or out of an entity."""
+
+    id: str
+    subject_id: str
+    predicate: str
+    object_id: str | None
+    object_literal: str | None
+
+
+class EntityDetail(EntitySummary):
+    """An entity with its mentions and its relations in and out."""
+
+    mentions: list[MentionView]
+    relations_out: list[RelationView]
+    relations_in: list[RelationView]
+
+
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    status: str
+    checks: dict[str, str] = {}

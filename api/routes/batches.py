@@ -1,0 +1,109 @@
+"""Batches: submit, list, look up, interrupt and resume, all keyed by batch id."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Path, Query, Request
+
+from api.deps import Caller, Context
+from api.errors import ApiError, ErrorBody
+from api.models import BatchAccepted, BatchPage, BatchView, SubmitJson, dagster_link
+from api.uploads import read_submission
+from knowledge_assets.pipeline.batches import BATCH_ID
+
+router = APIRouter(prefix="/batches", tags=["batches"])
+
+BatchId = Annotated[str, Path(pattern=BATCH_ID.pattern, description="b + 16 hex digits")]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (401, 404, 413, 415, 422)
+}
+_UPLOAD_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": SubmitJson.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "ontology": {"type": "string"},
+                    },
+                    "required": ["files"],
+                }
+            },
+        },
+    }
+}
+
+
+@router.post(
+    "", status_code=202, response_model=BatchAccepted, responses=_ERRORS,
+    openapi_extra=_UPLOAD_SCHEMA,
+)  # fmt: skip
+async def submit_batch(request: Request, context: Context, caller: Caller) -> BatchAccepted:
+    """Submit documents as JSON or as uploaded files; the same content gives the same batch."""
+    settings = context.settings
+    submission = await read_submission(
+        request, max_files=settings.api_max_upload_files, max_bytes=settings.api_max_upload_bytes
+    )
+    if submission.ontology is not None:
+        await anyio.to_thread.run_sync(_check_ontology, context, submission.ontology)
+    status = await anyio.to_thread.run_sync(context.orchestrator.submit, submission.documents)
+    return BatchAccepted(
+        batch_id=status.batch_id,
+        state=str(status.state),
+        events_url=f"/batches/{status.batch_id}/events",
+        dagster_url=dagster_link(settings.dagster_ui_url, status.batch_id),
+    )
+
+
+@router.get("", response_model=BatchPage, responses=_ERRORS)
+def list_batches(
+    context: Context,
+    caller: Caller,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> BatchPage:
+    """Batches, newest first, one page at a time."""
+    statuses = context.orchestrator.list_batches(offset=offset, limit=limit)
+    ui = context.settings.dagster_ui_url
+    return BatchPage(items=[BatchView.of(s, ui) for s in statuses], offset=offset, limit=limit)
+
+
+@router.get("/{batch_id}", response_model=BatchView, responses=_ERRORS)
+def get_batch(batch_id: BatchId, context: Context, caller: Caller) -> BatchView:
+    """A batch's state, current stage, counts per stage, errors and runs."""
+    return BatchView.of(context.orchestrator.poll(batch_id), context.settings.dagster_ui_url)
+
+
+@router.post("/{batch_id}/interrupt", response_model=BatchView, responses=_ERRORS)
+def interrupt_batch(batch_id: BatchId, context: Context, caller: Caller) -> BatchView:
+    """Really stop the batch's running run; the batch stays resumable."""
+    status = context.orchestrator.interrupt(batch_id)
+    return BatchView.of(status, context.settings.dagster_ui_url)
+
+
+@router.post("/{batch_id}/resume", response_model=BatchView, responses=_ERRORS)
+def resume_batch(batch_id: BatchId, context: Context, caller: Caller) -> BatchView:
+    """Re-execute the batch from its failure (nothing happens to a finished batch)."""
+    status = context.orchestrator.resume(batch_id)
+    return BatchView.of(status, context.settings.dagster_ui_url)
+
+
+def _check_ontology(context: Context, text: str) -> None:
+    from knowledge_assets.pipeline.ontology import OntologyError, parse_ontology
+
+    try:
+        submitted = parse_ontology(text, source="submitted ontology")
+    except OntologyError as exc:
+        raise ApiError(422, "invalid_ontology", str(exc)) from exc
+    if submitted.hash != context.ontology.hash:
+        raise ApiError(
+            422,
+            "ontology_mismatch",
+            "this platform extracts with its configured ontology (KNOWLEDGE_ONTOLOGY); "
+            "per-batch ontologies are not supported: omit `ontology` or send that one",
+        )
