@@ -9,7 +9,6 @@ across retry runs); when one record yields several events the later ones get ``<
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -17,24 +16,15 @@ from typing import Any, Literal
 from dagster import DagsterEventType, DagsterRun, EventLogRecord
 from pydantic import BaseModel, ConfigDict
 
+from knowledge_assets.orchestration.progress import parse_progress
+from knowledge_assets.orchestration.state import STATE_OF_STAGE, BatchState
+
 __all__ = [
-    "STAGE_STATES",
     "BatchEvent",
     "EventId",
     "EventTranslator",
-    "parse_progress_message",
 ]
 
-# Asset (step) name -> the batch state that its start enters; chunks stays in preprocessing.
-STAGE_STATES: Mapping[str, str] = {
-    "documents": "preprocessing",
-    "chunks": "preprocessing",
-    "extractions": "extracting",
-    "resolved_entities": "resolving",
-    "validated_graph": "validating",
-    "ingested_graph": "ingesting",
-}
-PROGRESS_PREFIX = "knowledge.progress "
 _WILL_RETRY = "dagster/will_retry"
 _RETRY_NUMBER = "dagster/retry_number"
 _PARENT_RUN = "dagster/parent_run_id"
@@ -86,23 +76,12 @@ class BatchEvent(BaseModel):
     message: str | None = None
 
 
-def parse_progress_message(message: str) -> dict[str, Any] | None:
-    """The JSON of a ``knowledge.progress {...}`` log line, or None for any other message."""
-    if not message.startswith(PROGRESS_PREFIX):
-        return None
-    try:
-        value = json.loads(message[len(PROGRESS_PREFIX) :])
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
 @dataclass
 class EventTranslator:
     """Feeds records in storage-id order; remembers what it has announced (state, runs)."""
 
     batch_id: str
-    state: str | None = None
+    state: BatchState | None = None
     terminal: bool = False
     awaiting_retry: bool = False
     _announced: set[str] = field(default_factory=set)
@@ -126,7 +105,7 @@ class EventTranslator:
         entry = record.event_log_entry
         event = entry.dagster_event
         if event is None:
-            progress = parse_progress_message(entry.user_message or "")
+            progress = parse_progress(entry.user_message)
             return [self._progress(progress)] if progress else []
         kind = event.event_type
         if kind in (DagsterEventType.RUN_ENQUEUED, DagsterEventType.RUN_START):
@@ -144,7 +123,10 @@ class EventTranslator:
             return _materialized(event.step_key or "", _metadata(event))
         if kind == DagsterEventType.RUN_SUCCESS:
             self.terminal = True
-            return [self._set_state("complete"), {"kind": "complete", "state": "complete"}]
+            return [
+                self._set_state(BatchState.COMPLETE),
+                {"kind": "complete", "state": BatchState.COMPLETE.value},
+            ]
         if kind in (DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED):
             return self._run_failed(event, run, canceled=kind == DagsterEventType.RUN_CANCELED)
         return []
@@ -155,7 +137,7 @@ class EventTranslator:
         self._announced.add(run.run_id)
         self.terminal = self.awaiting_retry = False
         if len(self._announced) == 1:
-            return [self._set_state("pending")]
+            return [self._set_state(BatchState.PENDING)]
         retry_number = run.tags.get(_RETRY_NUMBER)
         reason = "automatic retry" if retry_number else "resumed"
         retry = {
@@ -163,11 +145,11 @@ class EventTranslator:
             "attempt": len(self._announced),
             "message": f"{reason} of run {run.tags.get(_PARENT_RUN, '?')}",
         }
-        return [retry, self._set_state("pending")]
+        return [retry, self._set_state(BatchState.PENDING)]
 
     def _step_started(self, stage: str) -> list[dict[str, Any]]:
         drafts = []
-        entered = STAGE_STATES.get(stage)
+        entered = STATE_OF_STAGE.get(stage)
         if entered and entered != self.state:
             drafts.append(self._set_state(entered))
         drafts.append({"kind": "stage", "stage": stage, "status": "started"})
@@ -184,7 +166,7 @@ class EventTranslator:
             "message": "interrupted" if canceled else message,
             "will_retry": will_retry,
         }
-        return [error] if will_retry else [error, self._set_state("failed")]
+        return [error] if will_retry else [error, self._set_state(BatchState.FAILED)]
 
     def _progress(self, progress: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -195,9 +177,9 @@ class EventTranslator:
             "reused": _int(progress.get("reused")),
         }
 
-    def _set_state(self, state: str) -> dict[str, Any]:
+    def _set_state(self, state: BatchState) -> dict[str, Any]:
         self.state = state
-        return {"kind": "state", "state": state}
+        return {"kind": "state", "state": state.value}
 
 
 def _materialized(stage: str, metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
