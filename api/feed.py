@@ -37,6 +37,7 @@ class FeedPoll:
 
     events: list[BatchEvent]
     finished: bool
+    more: bool = False
 
 
 class BatchEventFeed:
@@ -58,16 +59,15 @@ class BatchEventFeed:
         """Read what is new and settled, translate it, and say if the stream can end."""
         now = time.time() if now is None else now
         run_ids = self.run_ids(self.batch_id)
-        records, complete = self._new_records(run_ids)
+        records, more = self._new_records(run_ids)
         events: list[BatchEvent] = []
         for record in records:
             if not self._ready(record, now):
-                complete = False
-                break
+                return FeedPoll(events, finished=False)
             events.extend(self.translator.feed(record, self._run(record.run_id)))
             self._cursor = record.storage_id
             self._last_run_fed = record.run_id
-        return FeedPoll(events, complete and self._at_end(run_ids))
+        return FeedPoll(events, finished=not more and self._at_end(run_ids), more=more)
 
     def _new_records(self, run_ids: list[str]) -> tuple[list[EventLogRecord], bool]:
         cursor = EventLogCursor.from_storage_id(self._cursor).to_string() if self._cursor else None
@@ -82,8 +82,8 @@ class BatchEventFeed:
         records.sort(key=lambda r: r.storage_id)
         if frontier is not None:
             # Another run may hold unread records below this run's next page: stop at the frontier.
-            return [r for r in records if r.storage_id <= frontier], False
-        return records, True
+            return [r for r in records if r.storage_id <= frontier], True
+        return records, False
 
     def _ready(self, record: EventLogRecord, now: float) -> bool:
         if now - record.timestamp < self.settle_s:

@@ -88,7 +88,8 @@ async def _events(
                     )
             if poll.finished or await request.is_disconnected():
                 return
-            await anyio.sleep(poll_s)
+            if not poll.more:
+                await anyio.sleep(poll_s)
     except Exception as exc:  # the stream reports, then ends; the client resumes by its id
         _log.exception("event stream of %s failed", feed.batch_id)
         failure = {"code": "stream_failed", "message": type(exc).__name__}
