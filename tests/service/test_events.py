@@ -195,7 +195,7 @@ def test_frozen_client_is_dropped_and_others_stream_on(stack: Stack) -> None:
         reader.start()
     for reader in readers:
         reader.join(timeout=120)
-    log.info(f"two other streams read {PROGRESS_LINES} events in {time.monotonic() - started:.1f} s")
+    log.info(f"two other streams read {PROGRESS_LINES} events in {time.monotonic() - started:.1f}s")
     assert [len(events) for events in others] == [PROGRESS_LINES, PROGRESS_LINES]
     # The frozen client now reads: it gets what was buffered, then the server's close.
     frozen.settimeout(60)
