@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from api.body_limit import BodyLimitMiddleware
 from api.context import api_context
 from api.errors import install_error_handlers
-from api.routes import batches, entities, events, health, page
+from api.routes import batches, entities, events, health, page, schema
 from knowledge_assets.settings import Settings
 
 __all__ = ["create_app"]
@@ -30,9 +30,14 @@ def create_app(settings: Settings) -> FastAPI:
         version="1",
         summary="Submit document batches, follow their progress, query the knowledge graph.",
         lifespan=lifespan,
+        # The schema is served behind the token (routes.schema); the browsable docs could not
+        # send one, so they are off.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
-    for module in (health, batches, events, entities, page):
+    for module in (health, batches, events, entities, page, schema):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_upload_bytes)
     return app

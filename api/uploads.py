@@ -1,8 +1,9 @@
 """Reading a submitted batch from a request: JSON documents or a multipart upload of files.
 
 Uploaded file names are only ever metadata: the bytes are kept in memory or in anonymous
-temporary files while parsing, and the batch storage files them under their content hash. A
-name is cleaned by ``safe_name`` when the batch is staged; nothing here builds a path from it.
+temporary files while parsing, and the batch storage files them under their content hash. Names
+are cleaned by ``safe_name`` (no separators, controls or leading dots, bounded length) before
+anything else sees them, and nothing builds a path from them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from api.body_limit import BodyTooLarge
 from api.errors import ApiError
 from api.models import SubmitJson
+from knowledge_assets.pipeline.documents import safe_name
 from knowledge_assets.pipeline.models import DocumentInput
 
 __all__ = ["ALLOWED_FILE_TYPES", "Submission", "read_submission"]
@@ -56,7 +58,9 @@ async def _from_json(request: Request, max_files: int) -> Submission:
         raise ApiError(422, "invalid_request", _first_problem(exc)) from exc
     if len(body.documents) > max_files:
         raise _too_many(max_files)
-    documents = [DocumentInput(name=d.id, data=d.text.encode("utf-8")) for d in body.documents]
+    documents = [
+        DocumentInput(name=safe_name(d.id), data=d.text.encode("utf-8")) for d in body.documents
+    ]
     return Submission(documents, body.ontology)
 
 
@@ -84,7 +88,7 @@ async def _from_multipart(request: Request, max_files: int, max_bytes: int) -> S
 
 async def _document(field: str, upload: UploadFile) -> DocumentInput:
     content_type = (upload.content_type or "application/octet-stream").split(";")[0].lower()
-    name = upload.filename or field
+    name = safe_name(upload.filename or field)
     if content_type not in ALLOWED_FILE_TYPES:
         raise ApiError(
             415,

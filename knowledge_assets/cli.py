@@ -145,12 +145,23 @@ def _up(args: argparse.Namespace) -> int:
     platform = Platform(settings, demo=args.demo)
     platform.start()
     print(f"Dagster UI:  http://{settings.ui_host}:{settings.ui_port}", flush=True)
+    _print_api(settings, platform.api_token)
     print(f"inbox:       {settings.inbox_dir}  (drop .txt/.md files here)", flush=True)
     print(f"state:       {settings.home}   logs: {settings.home / 'logs'}", flush=True)
     if args.demo:
         print("demo corpus dropped into the inbox; watch the assets fill in", flush=True)
     print("Ctrl-C stops everything", flush=True)
     return platform.wait()
+
+
+def _print_api(settings: Settings, token: Any) -> None:
+    if token is None:
+        return
+    print(f"API:         {settings.api_url}  (web page: {settings.api_url}/#token=...)", flush=True)
+    if token.source == "environment":
+        print("API token:   from KNOWLEDGE_API_TOKEN", flush=True)
+    else:
+        print(f"API token:   {token.value}  ({token.source}, kept in {settings.api_token_file})")
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from knowledge_assets.api_token import ApiToken, ensure_api_token
 from knowledge_assets.db.engine import database_url, engine_for
 from knowledge_assets.db.migrate import ensure_migrated
 from knowledge_assets.demo import corpus_files
@@ -34,13 +35,14 @@ class Platform:
         settings: Settings,
         *,
         demo: bool = False,
-        services: tuple[str, ...] = ("webserver", "daemon"),
+        services: tuple[str, ...] = ("webserver", "daemon", "api"),
     ) -> None:
         self.settings = settings
         self.demo = demo
         self.services = services
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self._stopping = False
+        self.api_token: ApiToken | None = None
 
     def environment(self, url: str) -> dict[str, str]:
         """What every child process needs to find the same state."""
@@ -70,7 +72,7 @@ class Platform:
         return env
 
     def start(self) -> None:
-        """Start the webserver and the daemon (and drop the demo corpus if asked)."""
+        """Start the webserver, the daemon and the API (and drop the demo corpus if asked)."""
         env = self.prepare()
         bin_dir = Path(sys.executable).parent
         workspace = str(PROJECT_ROOT / "workspace.yaml")
@@ -83,6 +85,10 @@ class Platform:
             )  # fmt: skip
         if "daemon" in self.services:
             self._spawn("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], env)
+        if "api" in self.services:
+            self.api_token = ensure_api_token(self.settings)
+            api_env = dict(env, KNOWLEDGE_API_TOKEN=self.api_token.value)
+            self._spawn("api", [sys.executable, "-m", "api"], api_env)
         if self.demo:
             self.drop_demo()
 

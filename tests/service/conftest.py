@@ -7,6 +7,7 @@ tests only read what that batch left (or submit new batches of their own).
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -90,3 +91,30 @@ def stack(admin_url: str) -> Iterator[Stack]:
             daemon.stop()
             engine_for(url).dispose()
             drop_database(url)
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def bare(admin_url: str) -> Iterator[ApiServer]:
+    """An API server on its own database with no daemon: submitted batches stay queued.
+
+    For tests that submit many (hostile or generated) batches without making the machine run them.
+    """
+    root = Path(tempfile.mkdtemp(prefix="kbare-", dir="/tmp"))
+    url = create_database(admin_url)
+    env = dict(
+        os.environ,
+        KNOWLEDGE_HOME=str(root / "home"),
+        KNOWLEDGE_DATABASE_URL=url,
+        DAGSTER_HOME=str(root / "home" / "dagster"),
+        KNOWLEDGE_API_MAX_UPLOAD_BYTES="1000000",
+        KNOWLEDGE_API_STREAM_HEARTBEAT_S="1",
+    )
+    server = ApiServer(env, root / "logs" / "api.log").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        engine_for(url).dispose()
+        drop_database(url)
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,58 @@
+"""Graph queries over what the completed batch ingested: entities, evidence spans, exports."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import rdflib
+
+from knowledge_assets.demo import corpus_files
+from tests.service.conftest import Stack
+from tests.service.server import auth
+
+
+def test_entities_can_be_searched_by_name_and_type(stack: Stack) -> None:
+    everything = httpx.get(f"{stack.url}/entities", params={"limit": 200}, headers=auth()).json()
+    assert everything["items"]
+    first = everything["items"][0]
+    part = first["name"][1:4]
+    found = httpx.get(f"{stack.url}/entities", params={"q": part}, headers=auth()).json()["items"]
+    assert first["id"] in {e["id"] for e in found}
+    assert all(
+        part.lower() in e["name"].lower() or any(part.lower() in a.lower() for a in e["aliases"])
+        for e in found
+    )
+    kind = first["types"][0]
+    typed = httpx.get(f"{stack.url}/entities", params={"type": kind}, headers=auth()).json()
+    assert typed["items"] and all(kind in e["types"] for e in typed["items"])
+
+
+def test_an_entity_has_mentions_that_point_at_its_source_text(stack: Stack) -> None:
+    texts = {p.name: p.read_text(encoding="utf-8") for p in corpus_files()}
+    items = httpx.get(f"{stack.url}/entities", params={"limit": 200}, headers=auth()).json()[
+        "items"
+    ]
+    with_relations = 0
+    for summary in items:
+        detail = httpx.get(f"{stack.url}/entities/{summary['id']}", headers=auth()).json()
+        assert detail["mentions"]
+        for mention in detail["mentions"]:
+            assert texts[mention["document"]][mention["start"] : mention["end"]] == mention["text"]
+        with_relations += bool(detail["relations_out"] or detail["relations_in"])
+        for relation in detail["relations_out"]:
+            assert relation["subject_id"] == summary["id"]
+    assert with_relations > 0
+    missing = httpx.get(f"{stack.url}/entities/no-such-entity", headers=auth())
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "entity_not_found"
+
+
+def test_the_graph_exports_as_turtle_and_json_ld(stack: Stack) -> None:
+    turtle = httpx.get(f"{stack.url}/graph", params={"format": "ttl"}, headers=auth())
+    assert turtle.headers["content-type"].startswith("text/turtle")
+    graph = rdflib.Graph().parse(data=turtle.text, format="turtle")
+    jsonld = httpx.get(f"{stack.url}/graph", params={"format": "jsonld"}, headers=auth())
+    assert jsonld.headers["content-type"].startswith("application/ld+json")
+    json.loads(jsonld.text)
+    assert len(rdflib.Graph().parse(data=jsonld.text, format="json-ld")) == len(graph) > 0
