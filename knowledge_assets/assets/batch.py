@@ -14,6 +14,7 @@ from knowledge_assets.assets.checks import (
     span_check,
     violation_check,
 )
+from knowledge_assets.orchestration.progress import format_progress
 from knowledge_assets.partitions import batch_partitions
 from knowledge_assets.pipeline import stages
 from knowledge_assets.pipeline.cache import CachedExtraction, ExtractionCache
@@ -80,7 +81,9 @@ def extractions(
         now = time.monotonic()
         if done == total or now - last[0] >= PROGRESS_EVERY_S:
             last[0] = now
-            context.log.info(f"progress: chunk {done} of {total}")
+            context.log.info(
+                format_progress("extractions", done, total, extraction.stats.cache_hits)
+            )
 
     result = stages.extract(chunks, extraction, progress)
     mentions = sum(len(r.extraction.mentions) for r in result.results if r.extraction)

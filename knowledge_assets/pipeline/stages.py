@@ -161,9 +161,12 @@ def _place(
     info = extractions.extractor
     mentions: dict[str, Mention] = {}
     relations: list[PlacedRelation] = []
-    quarantined: list[Quarantined] = []
+    poison = _poison_documents(batch_id, prepared, by_chunk, extractions)
+    quarantined: list[Quarantined] = list(poison.values())
     for result in extractions.results:
         chunk_ = by_chunk[result.chunk_id]
+        if chunk_.document_id in poison:
+            continue  # the whole document is held back, not just the chunk that failed
         if result.extraction is None:
             quarantined.append(_chunk_failure(batch_id, chunk_, result.error or "unknown error"))
             continue
@@ -186,6 +189,25 @@ def _place(
         relations=tuple(relations),
         quarantined=tuple(quarantined),
     )
+
+
+def _poison_documents(
+    batch_id: str, prepared: PreparedDocuments, by_chunk: dict[str, Chunk], extractions: Extractions
+) -> dict[str, Quarantined]:
+    names = {d.id: d.name for d in prepared.documents}
+    held: dict[str, Quarantined] = {}
+    for result in extractions.results:
+        document_id = by_chunk[result.chunk_id].document_id
+        if result.poisoned and document_id not in held:
+            held[document_id] = Quarantined(
+                id=stable_id("q", batch_id, "document", names[document_id], "poison"),
+                batch_id=batch_id,
+                kind="document",
+                subject=names[document_id],
+                reason=f"extraction failed on every attempt: {result.error}",
+                detail={"code": "poison", "chunk_id": result.chunk_id},
+            )
+    return held
 
 
 def _evidence(batch_id: str, chunk_: Chunk, start: int, end: int, info: ExtractorInfo) -> Evidence:
