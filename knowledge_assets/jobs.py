@@ -15,4 +15,7 @@ extract_batch = dg.define_asset_job(
     partitions_def=batch_partitions,
     tags={RUN_KIND_TAG: "extraction"},
     op_retry_policy=dg.RetryPolicy(max_retries=2, delay=1.0, backoff=dg.Backoff.EXPONENTIAL),
+    # One process per run: the model loads once per run, not once per step, and no step process
+    # can be orphaned by a dead run worker and write after a newer attempt started.
+    executor_def=dg.in_process_executor,
 )

@@ -14,6 +14,7 @@ from knowledge_assets.assets.checks import (
     span_check,
     violation_check,
 )
+from knowledge_assets.orchestration.fencing import RunFence
 from knowledge_assets.orchestration.progress import format_progress
 from knowledge_assets.partitions import batch_partitions
 from knowledge_assets.pipeline import stages
@@ -175,8 +176,9 @@ def ingested_graph(
     validated_graph: ValidatedGraph,
 ) -> dg.Output:
     """The batch upserted into the graph store (rows gained per table; zero on a re-run)."""
+    fence = RunFence(context.instance, context.run_id, context.partition_key)
     report: IngestReport = stages.ingest(
-        knowledge.store(), context.partition_key, documents, validated_graph
+        knowledge.store(), context.partition_key, documents, validated_graph, fence
     )
     summary = IngestSummary(
         batch_id=context.partition_key,

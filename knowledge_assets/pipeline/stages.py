@@ -32,7 +32,7 @@ from knowledge_assets.pipeline.models import (
 )
 from knowledge_assets.pipeline.ontology import Ontology
 from knowledge_assets.pipeline.resolution.in_batch import resolve_entities
-from knowledge_assets.pipeline.store import GraphStore, IngestReport
+from knowledge_assets.pipeline.store import Fence, GraphStore, IngestReport
 from knowledge_assets.pipeline.validation import validate_graph
 
 ProgressCallback = Callable[[int, int], None]
@@ -137,10 +137,14 @@ def validate(
 
 
 def ingest(
-    store: GraphStore, batch_id: str, prepared: PreparedDocuments, graph: ValidatedGraph
+    store: GraphStore,
+    batch_id: str,
+    prepared: PreparedDocuments,
+    graph: ValidatedGraph,
+    fence: Fence | None = None,
 ) -> IngestReport:
-    """Idempotent upsert into the graph store."""
-    return store.ingest(batch_id, prepared.documents, graph)
+    """Idempotent upsert into the graph store, committed only if ``fence`` allows it."""
+    return store.ingest(batch_id, prepared.documents, graph, fence)
 
 
 PlacedRelation = tuple[str, str, str | None, str | None, Evidence]
