@@ -1,4 +1,4 @@
-"""What the crash tests share: an LLM-backed platform under test, a reference graph, kill helpers."""
+"""What the crash tests share: LLM settings, a reference graph, kill helpers."""
 
 from __future__ import annotations
 

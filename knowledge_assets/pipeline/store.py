@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from knowledge_assets.db import tables as t
+from knowledge_assets.failpoints import failpoint
 from knowledge_assets.pipeline.models import Document, ValidatedGraph
 
 
@@ -50,6 +51,7 @@ class GraphStore:
                 fence.check(connection)
             for table, rows in _rows_for(batch_id, documents, graph):
                 report.inserted[table.name] = _insert_new(connection, table, rows)
+            failpoint("ingested_graph.commit")  # a crash here must leave no row behind
         return report
 
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
