@@ -7,8 +7,9 @@ called after the point, the first process to reach the point claims the file (an
 so only one crash per file) and kills itself with SIGKILL, exactly as a host crash would.
 
 A file's content, if any, is a number ``n``: the point fires on its ``n``-th hit in the process
-(e.g. after ``n`` extracted chunks). Without the environment variable a failpoint costs one
-dictionary lookup.
+(e.g. after ``n`` extracted chunks). The content ``always`` makes a sticky failpoint that fires on
+every hit and is never claimed: a poison input that crashes every attempt. Without the
+environment variable a failpoint costs one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 ENVIRONMENT = "KNOWLEDGE_FAILPOINTS"
+ALWAYS = "always"
 _hits: Counter[str] = Counter()
 
 
@@ -32,6 +34,9 @@ def failpoint(name: str) -> None:
         return
     _hits[name] += 1
     wanted = armed.read_text(encoding="utf-8").strip()
+    if wanted == ALWAYS:
+        armed.with_name(f"{name}.fired-{os.getpid()}").touch()
+        os.kill(os.getpid(), signal.SIGKILL)
     if wanted and _hits[name] < int(wanted):
         return
     claimed = armed.with_name(f"{name}.fired-{os.getpid()}")
@@ -42,7 +47,7 @@ def failpoint(name: str) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def arm(folder: Path, name: str, after_hits: int = 1) -> Path:
+def arm(folder: Path, name: str, after_hits: int | str = 1) -> Path:
     """Arm ``name`` in ``folder`` (for tests and the recovery benchmark)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name

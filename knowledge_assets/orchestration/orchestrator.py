@@ -163,6 +163,19 @@ class Orchestrator:
                 self._submit_retry(run)
         return self.poll(batch_id)
 
+    def rerun(self, batch_id: str) -> BatchStatus:
+        """Materialise every stage of a batch again (cache hits only; writes nothing new).
+
+        For operators who want to prove a batch is settled, or re-check it after a code fix.
+        A batch with an active run is left alone.
+        """
+        self.storage.manifest(batch_id)
+        with self._batch_lock(batch_id):
+            latest = self._latest(batch_id)
+            if latest is None or latest.status not in _ACTIVE:
+                self._submit_new_run(batch_id)
+        return self.poll(batch_id)
+
     # -- internals --------------------------------------------------------------------------
 
     def _runs(self, batch_id: str) -> list[DagsterRun]:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from knowledge_assets.db.tables import extraction_attempts, extraction_cache
+from knowledge_assets.failpoints import failpoint
 from knowledge_assets.pipeline.extractors.base import Extractor
 from knowledge_assets.pipeline.models import Chunk, ChunkExtraction, ChunkResult, ExtractorInfo
 
@@ -220,6 +221,8 @@ class CachedExtraction:
     def _extract_group(self, group: list[Chunk], info: ExtractorInfo) -> Iterator[ChunkResult]:
         keys = [cache_key(c, info) for c in group]
         self.cache.begin_attempt(keys)
+        for chunk in group:
+            failpoint(f"poison.{chunk.sha256[:16]}")  # a chunk that crashes every attempt
         try:
             yield from self.extractor.extract(group)
         except Exception as exc:
