@@ -50,6 +50,15 @@ class EmbeddedPostgres:
             _log.debug("embedded PostgreSQL ready in %s", self.pgdata)
         return to_sqlalchemy_url(self._server.get_uri())
 
+    def restart(self) -> None:
+        """Restart the running server in place (``pg_ctl restart -m fast``): every connection is
+        cut, the data and the socket stay. For resilience tests and operators alike."""
+        if self._server is None:
+            raise EmbeddedPostgresError("the embedded PostgreSQL is not started by this process")
+        from pgserver._commands import pg_ctl
+
+        pg_ctl(["-m", "fast", "-w", "restart"], pgdata=self.pgdata, user=self._server.system_user)
+
     def stop(self) -> None:
         """Release this process's handle; the server stops when no process holds one."""
         if self._server is not None:
