@@ -25,7 +25,7 @@ from knowledge_assets.db.engine import get_engine
 from knowledge_assets.orchestration.instance import open_instance
 from knowledge_assets.orchestration.liveness import run_worker_pid, worker_alive
 from knowledge_assets.orchestration.snapshot import INTERRUPTED_TAG, batch_status
-from knowledge_assets.orchestration.state import BatchState, BatchStatus
+from knowledge_assets.orchestration.state import BatchState, BatchStatus, check_transition
 from knowledge_assets.orchestration.workspace import JOB, Workspace
 from knowledge_assets.partitions import BATCHES
 from knowledge_assets.pipeline.batches import BatchStorage, UnknownBatchError
@@ -103,10 +103,14 @@ class Orchestrator:
         return self.wait(batch_id, timeout_s, poll_s)
 
     def wait(self, batch_id: str, timeout_s: float = 600.0, poll_s: float = 0.5) -> BatchStatus:
-        """Block until the batch is Complete or Failed."""
+        """Block until the batch is Complete or Failed; every observed move must be legal."""
         deadline = time.monotonic() + timeout_s
+        seen: BatchState | None = None
         while True:
             status = self.poll(batch_id)
+            if seen is not None:
+                check_transition(seen, status.state)
+            seen = status.state
             if status.state.terminal:
                 return status
             if time.monotonic() > deadline:
