@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +28,10 @@ class DagsterDaemon:
     def start(self) -> DagsterDaemon:
         """Start the daemon with the environment of this test (home, database, DAGSTER_HOME)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, DAGSTER_HOME=str(self.settings.dagster_home))
+        home = self.settings.dagster_home
+        home.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+        env = dict(os.environ, DAGSTER_HOME=str(home))
         daemon = Path(sys.executable).parent / "dagster-daemon"
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

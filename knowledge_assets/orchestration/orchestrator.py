@@ -30,7 +30,7 @@ from knowledge_assets.orchestration.workspace import JOB, Workspace
 from knowledge_assets.partitions import BATCHES
 from knowledge_assets.pipeline.batches import BatchStorage, UnknownBatchError
 from knowledge_assets.pipeline.extractors.factory import extractor_info
-from knowledge_assets.pipeline.models import DocumentInput
+from knowledge_assets.pipeline.models import DocumentInput, DocumentRejection
 from knowledge_assets.pipeline.ontology import load_ontology
 from knowledge_assets.settings import Settings
 
@@ -74,14 +74,21 @@ class Orchestrator:
 
     # -- submitting -------------------------------------------------------------------------
 
-    def submit(self, items: Sequence[DocumentInput]) -> BatchStatus:
-        """Stage documents as a batch and start it; the same content gives the same batch."""
+    def submit(
+        self, items: Sequence[DocumentInput], refused: Sequence[DocumentRejection] = ()
+    ) -> BatchStatus:
+        """Stage documents as a batch and start it; the same content gives the same batch.
+
+        ``refused`` are documents refused before they could be read (e.g. unreadable files):
+        they are kept with the batch so its status names them.
+        """
         ontology = load_ontology(self.settings.ontology)
         manifest = self.storage.stage(
             items,
             max_bytes=self.settings.max_document_bytes,
             ontology_hash=ontology.hash,
             extractor=extractor_info(self.settings, ontology),
+            refused=refused,
         )
         return self.start(manifest.batch_id)
 
