@@ -63,6 +63,13 @@ def test_a_failure_that_dagster_will_retry_is_still_in_its_stage() -> None:
     assert derive_state([failed, retry]).state == S.EXTRACTING
 
 
+def test_a_failure_whose_retry_verdict_is_not_recorded_yet_is_not_final() -> None:
+    failed = RunView("a", "FAILURE", done(*STAGES[:2]), will_retry=None)
+    assert derive_state([failed]).state == S.EXTRACTING
+    decided = RunView("a", "FAILURE", done(*STAGES[:2]), will_retry=False)
+    assert derive_state([decided]).state == S.FAILED
+
+
 def test_an_interrupted_batch_is_failed_with_the_reason_and_resumes_where_it_stopped() -> None:
     stopped = RunView("a", "CANCELED", done(*STAGES[:3]), interrupted=True)
     assert (derive_state([stopped]).state, derive_state([stopped]).error) == (
