@@ -10,7 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from knowledge_assets import cli_batches
+from knowledge_assets.errors import UserFacingError
 from knowledge_assets.settings import Settings
+
+__all__ = ["UserFacingError", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,10 +33,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from knowledge_assets.db.engine import stop_embedded
 
         stop_embedded()
-
-
-class UserFacingError(Exception):
-    """An error whose message is complete for a user: printed without a traceback."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="run the platform (database, Dagster UI and daemon)")
     up.add_argument("--demo", action="store_true", help="drop the demo corpus into the inbox")
     up.set_defaults(handler=_up)
+
+    cli_batches.register(commands)
 
     demo = commands.add_parser("demo", help="extract the shipped demo corpus")
     demo.set_defaults(handler=_demo)

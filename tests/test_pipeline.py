@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from knowledge_assets.demo import CORPUS_DIR
+from knowledge_assets.pipeline import stages
 from knowledge_assets.pipeline.models import DocumentInput
 from knowledge_assets.pipeline.pipeline import ExtractionPipeline
 from knowledge_assets.pipeline.store import GraphStore
@@ -129,3 +130,27 @@ def test_unsupported_files_are_refused_by_name(
     assert result.documents == 1
     assert [r["name"] for r in result.rejections] == ["report"]
     assert ".txt" in result.rejections[0]["reason"]
+
+
+def test_identical_chunks_in_one_batch_share_one_checkpoint(settings: Settings) -> None:
+    shared = (
+        "Ada Lovelace wrote the first published program for the engine in London that year. "
+        "Charles Babbage designed the Analytical Engine and showed it to visitors in Turin. "
+    )
+    items = [
+        DocumentInput(name=f"{i}.txt", data=(shared + tail).encode())
+        for i, tail in enumerate(
+            [
+                "Mary Somerville met them in Paris and wrote about it to her friends.",
+                "Michael Faraday wrote back from the Royal Institution in London.",
+            ]
+        )
+    ]
+    small = settings.model_copy(update={"chunk_max_chars": 200})
+    pipeline = ExtractionPipeline(small)
+    chunks = stages.chunk(
+        stages.prepare(items, max_bytes=small.max_document_bytes), max_chars=200
+    ).chunks
+    assert len({c.sha256 for c in chunks}) < len(chunks), "the batch must repeat a chunk"
+    result = pipeline.run(items)
+    assert (result.documents, result.chunks) == (2, len(chunks))

@@ -25,12 +25,12 @@ from knowledge_assets.db.engine import get_engine
 from knowledge_assets.orchestration.instance import open_instance
 from knowledge_assets.orchestration.liveness import run_worker_pid, worker_alive
 from knowledge_assets.orchestration.snapshot import INTERRUPTED_TAG, batch_status
-from knowledge_assets.orchestration.state import BatchState, BatchStatus
+from knowledge_assets.orchestration.state import BatchState, BatchStatus, check_transition
 from knowledge_assets.orchestration.workspace import JOB, Workspace
 from knowledge_assets.partitions import BATCHES
 from knowledge_assets.pipeline.batches import BatchStorage, UnknownBatchError
 from knowledge_assets.pipeline.extractors.factory import extractor_info
-from knowledge_assets.pipeline.models import DocumentInput
+from knowledge_assets.pipeline.models import DocumentInput, DocumentRejection
 from knowledge_assets.pipeline.ontology import load_ontology
 from knowledge_assets.settings import Settings
 
@@ -74,14 +74,21 @@ class Orchestrator:
 
     # -- submitting -------------------------------------------------------------------------
 
-    def submit(self, items: Sequence[DocumentInput]) -> BatchStatus:
-        """Stage documents as a batch and start it; the same content gives the same batch."""
+    def submit(
+        self, items: Sequence[DocumentInput], refused: Sequence[DocumentRejection] = ()
+    ) -> BatchStatus:
+        """Stage documents as a batch and start it; the same content gives the same batch.
+
+        ``refused`` are documents refused before they could be read (e.g. unreadable files):
+        they are kept with the batch so its status names them.
+        """
         ontology = load_ontology(self.settings.ontology)
         manifest = self.storage.stage(
             items,
             max_bytes=self.settings.max_document_bytes,
             ontology_hash=ontology.hash,
             extractor=extractor_info(self.settings, ontology),
+            refused=refused,
         )
         return self.start(manifest.batch_id)
 
@@ -103,10 +110,14 @@ class Orchestrator:
         return self.wait(batch_id, timeout_s, poll_s)
 
     def wait(self, batch_id: str, timeout_s: float = 600.0, poll_s: float = 0.5) -> BatchStatus:
-        """Block until the batch is Complete or Failed."""
+        """Block until the batch is Complete or Failed; every observed move must be legal."""
         deadline = time.monotonic() + timeout_s
+        seen: BatchState | None = None
         while True:
             status = self.poll(batch_id)
+            if seen is not None:
+                check_transition(seen, status.state)
+            seen = status.state
             if status.state.terminal:
                 return status
             if time.monotonic() > deadline:
@@ -161,6 +172,19 @@ class Orchestrator:
             latest = self._latest(batch_id)
             if latest is not None and latest.run_id == run.run_id:
                 self._submit_retry(run)
+        return self.poll(batch_id)
+
+    def rerun(self, batch_id: str) -> BatchStatus:
+        """Materialise every stage of a batch again (cache hits only; writes nothing new).
+
+        For operators who want to prove a batch is settled, or re-check it after a code fix.
+        A batch with an active run is left alone.
+        """
+        self.storage.manifest(batch_id)
+        with self._batch_lock(batch_id):
+            latest = self._latest(batch_id)
+            if latest is None or latest.status not in _ACTIVE:
+                self._submit_new_run(batch_id)
         return self.poll(batch_id)
 
     # -- internals --------------------------------------------------------------------------

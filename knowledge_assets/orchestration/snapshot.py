@@ -66,9 +66,18 @@ def run_view(instance: dg.DagsterInstance, run: DagsterRun) -> RunView:
         run_id=run.run_id,
         status=run.status.value,
         steps=steps,
-        will_retry=run.tags.get(WILL_RETRY_TAG) == "true",
+        will_retry=_will_retry(instance, run),
         error=error,
         interrupted=run.tags.get(INTERRUPTED_TAG) == "true",
+    )
+
+
+def _will_retry(instance: dg.DagsterInstance, run: DagsterRun) -> bool | None:
+    verdict = run.tags.get(WILL_RETRY_TAG)
+    if verdict is not None:
+        return verdict == "true"
+    return (
+        None if instance.run_retries_enabled and run.status == DagsterRunStatus.FAILURE else False
     )
 
 

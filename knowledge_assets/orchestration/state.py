@@ -96,13 +96,15 @@ class RunView:
 
     ``status`` is the DagsterRunStatus value; ``steps`` maps step keys to ``success``,
     ``failure``, ``in_progress`` or ``skipped``; ``will_retry`` is Dagster's own verdict that
-    the run retry daemon will launch a from-failure retry.
+    the run retry daemon will launch a from-failure retry, or None while it is not recorded yet
+    (Dagster writes the failure first and the verdict just after: a batch must not look Failed
+    in between).
     """
 
     run_id: str
     status: str
     steps: Mapping[str, str] = field(default_factory=dict)
-    will_retry: bool = False
+    will_retry: bool | None = False
     error: str | None = None
     interrupted: bool = False
 
@@ -136,7 +138,7 @@ def derive_state(runs: Sequence[RunView]) -> Derived:
     working = STATE_OF_STAGE[next_stage]
     if latest.status in _QUEUED or latest.status == "STARTED":
         return Derived(state=working, stage=next_stage, last_successful_stage=last_done)
-    if latest.status == "FAILURE" and latest.will_retry:
+    if latest.status == "FAILURE" and latest.will_retry is not False:
         return Derived(
             state=working, stage=next_stage, last_successful_stage=last_done, error=latest.error
         )
