@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-slow lint bench clean
+.PHONY: install run test test-slow test-e2e lint bench clean
 
 install: $(STAMP)
 
@@ -23,6 +23,13 @@ test: install
 
 test-slow: install
 	$(BIN)/pytest -m slow --run-slow
+
+# The web page in headless Chromium; installs Debian's chromium package when no browser is found.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+test-e2e: install
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium)
+	$(BIN)/pytest tests/service/test_page_e2e.py
 
 lint: install
 	$(BIN)/ruff check knowledge_assets api tests bench

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from knowledge_assets import cli_batches
+from knowledge_assets import cli_batches, follow
 from knowledge_assets.errors import UserFacingError
 from knowledge_assets.settings import Settings
 
@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     up.set_defaults(handler=_up)
 
     cli_batches.register(commands)
+    follow.register(commands)
 
     demo = commands.add_parser("demo", help="extract the shipped demo corpus")
     demo.set_defaults(handler=_demo)

@@ -31,6 +31,9 @@ def register(commands: Any) -> None:
     submit.add_argument("--wait", action="store_true", help="block until Complete or Failed")
     submit.add_argument("--timeout", type=float, default=3600.0, help="seconds --wait waits")
     submit.add_argument("--json", action="store_true", help="end with one JSON line")
+    submit.add_argument(
+        "--follow", action="store_true", help="show live progress bars (from the API) to the end"
+    )
     submit.set_defaults(handler=submit_command)
 
     status = commands.add_parser("status", help="a batch's state, stage and progress")
@@ -83,6 +86,10 @@ def submit_command(args: argparse.Namespace) -> int:
             except BatchTimeout as exc:
                 message = f"{exc}; it goes on: `knowledge status {status.batch_id}`"
                 raise UserFacingError(message) from exc
+    if args.follow:
+        from knowledge_assets.follow import follow_to_end
+
+        return follow_to_end(status.batch_id)
     _report(status, args.json, short=not args.wait)
     return 0 if status.state.value != "failed" else 1
 

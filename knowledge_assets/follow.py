@@ -17,16 +17,25 @@ from typing import Any, TextIO
 
 import httpx
 
+from knowledge_assets.errors import UserFacingError
 from knowledge_assets.orchestration.state import STAGES
 from knowledge_assets.settings import Settings
 
-__all__ = ["ApiClient", "FollowError", "ProgressBoard", "api_client", "follow_batch"]
+__all__ = [
+    "ApiClient",
+    "FollowError",
+    "ProgressBoard",
+    "api_client",
+    "follow_batch",
+    "follow_to_end",
+    "register",
+]
 
 _BAR = 24
 _TRANSIENT = (httpx.TransportError, httpx.RemoteProtocolError)
 
 
-class FollowError(RuntimeError):
+class FollowError(UserFacingError):
     """The API could not be reached or refused us; the message says what to do."""
 
 
@@ -201,3 +210,18 @@ def follow_batch(
             if time.monotonic() - unreachable_since > give_up_after_s:
                 raise FollowError(f"lost the API at {client.base_url}: {exc}") from exc
             time.sleep(1.0)
+
+
+def register(commands: Any) -> None:
+    """Add ``knowledge follow BATCH`` to the ``knowledge`` parser."""
+    follow = commands.add_parser("follow", help="live progress bars of a batch, to its end")
+    follow.add_argument("batch_id", metavar="BATCH")
+    follow.set_defaults(handler=lambda args: follow_to_end(args.batch_id))
+
+
+def follow_to_end(batch_id: str) -> int:
+    """Follow the batch through the API of the platform under ``KNOWLEDGE_HOME``; 0 if Complete."""
+    client = api_client(Settings())
+    state = follow_batch(client, batch_id)
+    print(f"batch {batch_id}: {state}", flush=True)  # noqa: T201 - the command's own output
+    return 0 if state == "complete" else 1
