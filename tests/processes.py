@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 
 from knowledge_assets.settings import Settings
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, free_port
 
 
 class DagsterDaemon:
@@ -119,7 +119,10 @@ class KnowledgeUp:
         """Start the platform with this test's environment."""
         log_dir = self.settings.home / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, KNOWLEDGE_UI_PORT=str(self.ui_port))
+        # A free API port too: `knowledge up` starts the API, and 8000 may be taken on this host.
+        env = dict(
+            os.environ, KNOWLEDGE_UI_PORT=str(self.ui_port), KNOWLEDGE_API_PORT=str(free_port())
+        )
         with (log_dir / "up.log").open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "knowledge_assets.cli", "up"],

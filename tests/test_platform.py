@@ -45,11 +45,13 @@ class Platform:
     def __init__(self, home: Path, database_url: str) -> None:
         self.home = home
         self.port = free_port()
+        self.api_port = free_port()
         self.env = dict(
             os.environ,
             KNOWLEDGE_HOME=str(home),
             KNOWLEDGE_DATABASE_URL=database_url,
             KNOWLEDGE_UI_PORT=str(self.port),
+            KNOWLEDGE_API_PORT=str(self.api_port),
         )
         home.mkdir(parents=True, exist_ok=True)
         self.log = (home / "up.log").open("ab")
@@ -123,6 +125,13 @@ def test_demo_batch_runs_through_the_daemon_like_the_direct_pipeline(
         done = platform.wait_for(lambda: platform.materialized("ingested_graph"), 240)
         assert [m["partition"] for m in done] == [batch_id]
         platform.wait_for(lambda: platform.materialized("canonical_entities"), 120)
+        # The API came up with a generated token, kept in the home, and sees the same batch.
+        token = (tmp_path / "platform" / "api_token").read_text().strip()
+        listed = httpx.get(
+            f"http://127.0.0.1:{platform.api_port}/batches",
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+        assert [(b["batch_id"], b["state"]) for b in listed["items"]] == [(batch_id, "complete")]
         (run,) = platform.graphql(RUNS, batch=batch_id)["runsOrError"]["results"]
         tags = {t["key"]: t["value"] for t in run["tags"]}
         assert run["status"] == "SUCCESS"

@@ -19,11 +19,34 @@ BatchId = Annotated[str, Path(pattern=BATCH_ID.pattern, description="b + 16 hex 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (401, 404, 413, 415, 422)
 }
+
+
+def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with its local ``$defs`` references replaced by the definitions themselves.
+
+    The body is parsed by hand (JSON or multipart), so its models are not in the OpenAPI
+    components, where a ``#/$defs/...`` reference could be resolved.
+    """
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    return dict(resolve(schema))
+
+
 _UPLOAD_SCHEMA = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": SubmitJson.model_json_schema()},
+            "application/json": {"schema": _inline_defs(SubmitJson.model_json_schema())},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
