@@ -14,7 +14,7 @@ from tests.service.server import TOKEN, ApiServer
 log = logging.getLogger(__name__)
 
 
-def schemathesis(server: ApiServer, *options: str) -> None:
+def schemathesis(server: ApiServer, workdir: Path, *options: str) -> None:
     executable = Path(sys.executable).parent / "schemathesis"
     result = subprocess.run(
         [
@@ -23,19 +23,19 @@ def schemathesis(server: ApiServer, *options: str) -> None:
             "--checks", "not_a_server_error", "--seed", "5", "--request-timeout", "20",
             *options,
         ],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True, text=True, timeout=900, cwd=workdir,  # its cache stays out of the repo
     )  # fmt: skip
     log.info(result.stdout[-3000:])
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 
 
-def test_fuzzed_requests_find_no_server_error(bare: ApiServer) -> None:
+def test_fuzzed_requests_find_no_server_error(bare: ApiServer, tmp_path: Path) -> None:
     # The stateful phase would follow POST /batches into its never-ending event stream (this
     # server has no daemon, so batches stay queued and their streams stay open).
-    schemathesis(bare, "--phases", "fuzzing", "--max-examples", "6")
+    schemathesis(bare, tmp_path, "--phases", "fuzzing", "--max-examples", "6")
 
 
 @pytest.mark.slow
-def test_coverage_and_fuzzing_find_no_server_error(bare: ApiServer) -> None:
+def test_coverage_and_fuzzing_find_no_server_error(bare: ApiServer, tmp_path: Path) -> None:
     # Boundary values of every parameter and body field: hundreds of submitted batches.
-    schemathesis(bare, "--phases", "coverage,fuzzing", "--max-examples", "25")
+    schemathesis(bare, tmp_path, "--phases", "coverage,fuzzing", "--max-examples", "25")
