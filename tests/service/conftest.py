@@ -70,6 +70,7 @@ def stack(admin_url: str) -> Iterator[Stack]:
         KNOWLEDGE_API_MAX_STREAMS_PER_TOKEN="4",
         KNOWLEDGE_API_STREAM_HEARTBEAT_S="1",
         KNOWLEDGE_API_STREAM_SEND_TIMEOUT_S="2",
+        KNOWLEDGE_FAILPOINTS=str(root / "failpoints"),
     )
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
