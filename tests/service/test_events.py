@@ -17,7 +17,7 @@ from tests.service.server import ApiServer, auth
 from tests.service.sse import Event, order_key, parse_events, stream
 
 log = logging.getLogger(__name__)
-TRIALS = 30
+TRIALS = 20
 # About 4 MB of events: more than loopback socket buffers hold (~1.8 MB measured here).
 PROGRESS_LINES = 16000
 

@@ -33,16 +33,19 @@ def test_an_entity_has_mentions_that_point_at_its_source_text(stack: Stack) -> N
     items = httpx.get(f"{stack.url}/entities", params={"limit": 200}, headers=auth()).json()[
         "items"
     ]
-    with_relations = 0
+    with_relations = checked = 0
     for summary in items:
         detail = httpx.get(f"{stack.url}/entities/{summary['id']}", headers=auth()).json()
         assert detail["mentions"]
         for mention in detail["mentions"]:
-            assert texts[mention["document"]][mention["start"] : mention["end"]] == mention["text"]
+            if mention["document"] in texts:  # other tests' batches share this graph store
+                source = texts[mention["document"]]
+                assert source[mention["start"] : mention["end"]] == mention["text"]
+                checked += 1
         with_relations += bool(detail["relations_out"] or detail["relations_in"])
         for relation in detail["relations_out"]:
             assert relation["subject_id"] == summary["id"]
-    assert with_relations > 0
+    assert with_relations > 0 and checked > 0
     missing = httpx.get(f"{stack.url}/entities/no-such-entity", headers=auth())
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "entity_not_found"

@@ -32,7 +32,7 @@ def schemathesis(server: ApiServer, workdir: Path, *options: str) -> None:
 def test_fuzzed_requests_find_no_server_error(bare: ApiServer, tmp_path: Path) -> None:
     # The stateful phase would follow POST /batches into its never-ending event stream (this
     # server has no daemon, so batches stay queued and their streams stay open).
-    schemathesis(bare, tmp_path, "--phases", "fuzzing", "--max-examples", "6")
+    schemathesis(bare, tmp_path, "--phases", "fuzzing", "--max-examples", "4")
 
 
 @pytest.mark.slow
