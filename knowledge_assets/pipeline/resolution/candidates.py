@@ -72,6 +72,24 @@ def _person_pairs(nodes: Sequence[NameNode]) -> set[Pair]:
     return found
 
 
+def _part_pairs(nodes: Sequence[NameNode]) -> set[Pair]:
+    """Names against the longer names sharing their first or last word ("Reid", "Tara Reid")."""
+    by_edge: dict[str, list[int]] = defaultdict(list)
+    for node in nodes:
+        if len(node.tokens) > 1:
+            for edge in {f"<{node.tokens[0]}", f">{node.tokens[-1]}"}:
+                by_edge[edge].append(node.index)
+    found: set[Pair] = set()
+    for node in nodes:
+        for edge in {f"<{node.tokens[0]}", f">{node.tokens[-1]}"} if node.tokens else ():
+            found.update(
+                (min(node.index, i), max(node.index, i))
+                for i in by_edge.get(edge, ())
+                if len(nodes[i].tokens) > len(node.tokens)
+            )
+    return found
+
+
 def _fuzzy_pairs(nodes: Sequence[NameNode], threshold: float) -> set[Pair]:
     """Pairs whose whole-name similarity reaches the threshold, among nodes sharing a prefix."""
     blocks: dict[str, list[int]] = defaultdict(list)
@@ -96,5 +114,5 @@ def _similar_within(nodes: Sequence[NameNode], members: list[int], threshold: fl
 
 def candidate_pairs(nodes: Sequence[NameNode], threshold: float) -> list[Pair]:
     """Every pair any rule could link, as sorted ``(i, j)`` node indices with ``i < j``."""
-    found = _exact_pairs(nodes) | _acronym_pairs(nodes) | _person_pairs(nodes)
+    found = _exact_pairs(nodes) | _acronym_pairs(nodes) | _person_pairs(nodes) | _part_pairs(nodes)
     return sorted(found | _fuzzy_pairs(nodes, threshold))

@@ -17,11 +17,11 @@ __all__ = ["resolve_entities"]
 
 
 def _ranked_links(
-    nodes: Sequence[NameNode], rules: PairRules, threshold: float
+    nodes: Sequence[NameNode], rules: PairRules, pairs: Sequence[tuple[int, int]]
 ) -> dict[tuple[int, int], Link]:
     """Links of the candidate pairs, strongest first: exact, acronym, person, fuzzy by score."""
     found: list[tuple[Link, tuple[int, int]]] = []
-    for i, j in candidate_pairs(nodes, threshold):
+    for i, j in pairs:
         link = rules.link(nodes[i], nodes[j])
         if link is not None:
             found.append((link, (i, j)))
@@ -51,8 +51,9 @@ def resolve_entities(
     """
     labels = LabelRules(ontology)
     nodes = build_nodes(mentions, labels)
-    rules = PairRules(nodes, labels, threshold)
-    links = _ranked_links(nodes, rules, threshold)
+    pairs = candidate_pairs(nodes, threshold)
+    rules = PairRules(nodes, labels, threshold, pairs)
+    links = _ranked_links(nodes, rules, pairs)
 
     def related(i: int, j: int) -> bool:
         return (i, j) in links or rules.link(nodes[i], nodes[j]) is not None

@@ -13,6 +13,7 @@ from rapidfuzz import fuzz
 from knowledge_assets.pipeline.resolution.labels import LabelRules
 from knowledge_assets.pipeline.resolution.nodes import NameNode, PersonParts
 from knowledge_assets.pipeline.resolution.normalize import acronym_variants
+from knowledge_assets.pipeline.resolution.parts import PartIndex
 
 __all__ = ["Link", "PairRules", "Tier", "similarity"]
 
@@ -27,7 +28,8 @@ class Tier(IntEnum):
     EXACT = 0
     ACRONYM = 1
     PERSON = 2
-    FUZZY = 3
+    PART = 3
+    FUZZY = 4
 
 
 class Link(NamedTuple):
@@ -68,16 +70,26 @@ def _tokens_align(a: Sequence[str], b: Sequence[str]) -> bool:
 class PairRules:
     """The pairwise rules of one batch (surname ambiguity depends on the batch's other names)."""
 
-    def __init__(self, nodes: Sequence[NameNode], labels: LabelRules, threshold: float) -> None:
+    def __init__(
+        self,
+        nodes: Sequence[NameNode],
+        labels: LabelRules,
+        threshold: float,
+        pairs: Sequence[tuple[int, int]] = (),
+    ) -> None:
         self._labels = labels
         self._threshold = threshold
         self._ambiguous = _ambiguous_surnames(nodes)
+        self._parts = PartIndex(nodes, [p for p in pairs if not self._conflict_at(nodes, p)])
 
     def conflict(self, a: NameNode, b: NameNode) -> bool:
         """Hard guards: such a pair is never merged, whatever else links it."""
         if not self._labels.compatible(a.label, b.label) or _numbers_clash(a, b):
             return True
         return _person_conflict(a, b)
+
+    def _conflict_at(self, nodes: Sequence[NameNode], pair: tuple[int, int]) -> bool:
+        return self.conflict(nodes[pair[0]], nodes[pair[1]])
 
     def link(self, a: NameNode, b: NameNode) -> Link | None:
         """The strongest evidence that ``a`` and ``b`` corefer, or None when nothing links them."""
@@ -89,6 +101,8 @@ class PairRules:
             return Link(Tier.ACRONYM, 1.0)
         if self._person_match(a, b):
             return Link(Tier.PERSON, 1.0)
+        if self._parts.supports(a, b):
+            return Link(Tier.PART, 1.0)
         score = similarity(a.key, b.key)
         if score >= self._threshold and _tokens_align(a.tokens, b.tokens):
             return Link(Tier.FUZZY, score)

@@ -1,0 +1,63 @@
+"""The name inside a mention's surface text, without the words a span drags along with it.
+
+Annotators and extractors both return spans such as "in Beverly Hills, California", "the notorious
+Gulf of Aden" or "Eric Allen Kirkpatrick, 61": the name is "Beverly Hills", "Gulf of Aden",
+"Eric Allen Kirkpatrick". Comparing the cores instead of the spans lets one name meet its other
+spellings without any fuzzy matching, and keeps an age from looking like an identifier.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+__all__ = ["name_core"]
+
+_APPOSITIVE = re.compile(r",\s+(?=[A-Z0-9])")
+"""A comma before a capitalised word or a number: "Wasilla, Alaska", "Kirkpatrick, 61"."""
+
+_POST_MODIFIER = re.compile(r"\s+(?:in|at|on|near|off|outside|between|from)\s+(?=\S)")
+"""A place or time phrase after the name: "Stiles Unit in Beaumont", "Gulf of Aden between ..."."""
+
+_CAPITALISED = re.compile(r"^[^\w]*[A-Z0-9]")
+
+
+def _is_name_word(token: str) -> bool:
+    """A token that can belong to a name: capitalised, a number, or mixed case ("iPhone")."""
+    return bool(_CAPITALISED.match(token)) or any(c.isupper() for c in token)
+
+
+def _trim_lowercase(tokens: list[str]) -> list[str]:
+    """Drop leading and trailing all-lower-case words when a name word remains between them.
+
+    Leading ones are prepositions, articles and modifiers ("in", "the notorious", "east");
+    trailing ones are common nouns ("Qeshm island"). A name written wholly in lower case
+    ("apple") has no name word and is kept as it is.
+    """
+    named = [i for i, token in enumerate(tokens) if _is_name_word(token)]
+    if not named:
+        return tokens
+    return tokens[named[0] : named[-1] + 1]
+
+
+@lru_cache(maxsize=65536)
+def name_core(text: str) -> str:
+    """The name a mention's text contains, without appositives, post-modifiers, lower-case words.
+
+    Each cut is taken only when a name word stays before it, so "At Home" or "in" alone are
+    returned unchanged rather than emptied.
+
+    Args:
+        text: A mention's surface text.
+
+    Returns:
+        The core, a substring of ``text`` up to inner whitespace; ``text`` stripped when no cut
+        applies.
+    """
+    core = text.strip()
+    for pattern in (_APPOSITIVE, _POST_MODIFIER):
+        head = pattern.split(core, maxsplit=1)[0]
+        if any(_is_name_word(t) for t in head.split()):
+            core = head
+    trimmed = _trim_lowercase(core.split())
+    return " ".join(trimmed) if trimmed else core
