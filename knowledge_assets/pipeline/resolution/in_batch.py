@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from knowledge_assets.pipeline.models import Entity, Mention
 from knowledge_assets.pipeline.ontology import Ontology
+from knowledge_assets.pipeline.resolution.adjudication import UNCERTAIN_BAND, Adjudicator
 from knowledge_assets.pipeline.resolution.candidates import candidate_pairs
 from knowledge_assets.pipeline.resolution.clustering import merge_clusters
 from knowledge_assets.pipeline.resolution.entities import assign, build_entities
@@ -30,7 +31,11 @@ def _ranked_links(
 
 
 def resolve_entities(
-    mentions: Sequence[Mention], ontology: Ontology, *, threshold: float = 0.9
+    mentions: Sequence[Mention],
+    ontology: Ontology,
+    *,
+    threshold: float = 0.9,
+    adjudicator: Adjudicator | None = None,
 ) -> tuple[tuple[Entity, ...], tuple[Mention, ...]]:
     """Cluster one batch's mentions into entities and link each mention to its entity.
 
@@ -44,6 +49,8 @@ def resolve_entities(
         mentions: The batch's mentions; ``label`` is an ontology class name.
         ontology: Decides which labels may describe one entity and each entity id's root type.
         threshold: Least fuzzy similarity (0-1, rapidfuzz token-sort ratio) for a fuzzy merge.
+        adjudicator: Asked about pairs in the uncertain band just below ``threshold``; without
+            one such pairs stay apart (and are not even generated as candidates).
 
     Returns:
         The entities sorted by id (``types`` most specific first, the first one primary), and the
@@ -51,8 +58,9 @@ def resolve_entities(
     """
     labels = LabelRules(ontology)
     nodes = build_nodes(mentions, labels)
-    pairs = candidate_pairs(nodes, threshold)
-    rules = PairRules(nodes, labels, threshold, pairs)
+    lowest = threshold - UNCERTAIN_BAND if adjudicator else threshold
+    pairs = candidate_pairs(nodes, lowest)
+    rules = PairRules(nodes, labels, threshold, pairs, adjudicator)
     links = _ranked_links(nodes, rules, pairs)
 
     def related(i: int, j: int) -> bool:

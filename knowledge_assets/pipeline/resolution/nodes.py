@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from knowledge_assets.pipeline.models import Mention
+from knowledge_assets.pipeline.models import Evidence, Mention
 from knowledge_assets.pipeline.resolution.labels import LabelRules
 from knowledge_assets.pipeline.resolution.normalize import normalize_name, numbers_in
 
@@ -18,6 +18,7 @@ __all__ = [
     "build_nodes",
     "person_parts",
     "person_tokens",
+    "surface_mention",
 ]
 
 PERSON_TITLES = frozenset(
@@ -107,6 +108,33 @@ def _key(mention: Mention, person: bool) -> str:
     if person:
         normal = " ".join(person_tokens(normal.split()))
     return normal or f"\x00{mention.id}"
+
+
+def surface_mention(text: str, label: str, source: str) -> Mention:
+    """A stand-in mention for a name known without a span (a registry entry, an alias).
+
+    ``source`` becomes its document, so names from different sources never look as if one
+    document supported them both.
+    """
+    evidence = Evidence(
+        document_id=source,
+        chunk_id=source,
+        start=0,
+        end=len(text),
+        batch_id=source,
+        extractor="registry",
+        extractor_version="1",
+    )
+    return Mention(
+        id=f"{source}\x1f{text}",
+        document_id=source,
+        chunk_id=source,
+        start=0,
+        end=len(text),
+        text=text,
+        label=label,
+        evidence=evidence,
+    )
 
 
 def build_nodes(mentions: Sequence[Mention], labels: LabelRules) -> list[NameNode]:

@@ -10,6 +10,11 @@ from typing import NamedTuple
 
 from rapidfuzz import fuzz
 
+from knowledge_assets.pipeline.resolution.adjudication import (
+    UNCERTAIN_BAND,
+    Adjudicator,
+    NoAdjudicator,
+)
 from knowledge_assets.pipeline.resolution.labels import LabelRules
 from knowledge_assets.pipeline.resolution.nodes import NameNode, PersonParts
 from knowledge_assets.pipeline.resolution.normalize import acronym_variants
@@ -30,6 +35,7 @@ class Tier(IntEnum):
     PERSON = 2
     PART = 3
     FUZZY = 4
+    ADJUDICATED = 5
 
 
 class Link(NamedTuple):
@@ -76,8 +82,10 @@ class PairRules:
         labels: LabelRules,
         threshold: float,
         pairs: Sequence[tuple[int, int]] = (),
+        adjudicator: Adjudicator | None = None,
     ) -> None:
         self._labels = labels
+        self._adjudicator = adjudicator or NoAdjudicator()
         self._threshold = threshold
         self._ambiguous = _ambiguous_surnames(nodes)
         self._parts = PartIndex(nodes, [p for p in pairs if not self._conflict_at(nodes, p)])
@@ -103,10 +111,17 @@ class PairRules:
             return Link(Tier.PERSON, 1.0)
         if self._parts.supports(a, b):
             return Link(Tier.PART, 1.0)
+        return self._fuzzy(a, b)
+
+    def _fuzzy(self, a: NameNode, b: NameNode) -> Link | None:
+        """Close spellings; the band just below the threshold goes to the adjudicator."""
         score = similarity(a.key, b.key)
-        if score >= self._threshold and _tokens_align(a.tokens, b.tokens):
+        if score < self._threshold - UNCERTAIN_BAND or not _tokens_align(a.tokens, b.tokens):
+            return None
+        if score >= self._threshold:
             return Link(Tier.FUZZY, score)
-        return None
+        verdict = self._adjudicator.same(a.key, b.key, label=a.label, score=score)
+        return Link(Tier.ADJUDICATED, score) if verdict else None
 
     def _person_match(self, a: NameNode, b: NameNode) -> bool:
         """A bare surname and its one full name, or two full names with the same surname."""
