@@ -64,7 +64,7 @@ def resolve_entities(
     links = _ranked_links(nodes, rules, pairs)
 
     def related(i: int, j: int) -> bool:
-        return (i, j) in links or rules.link(nodes[i], nodes[j]) is not None
+        return (i, j) in links or rules.may_share(nodes[i], nodes[j])
 
     clusters = merge_clusters([n.size for n in nodes], list(links), related)
     entities, owner = build_entities(clusters, nodes, labels)

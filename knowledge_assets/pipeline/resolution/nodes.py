@@ -155,7 +155,7 @@ def build_nodes(mentions: Sequence[Mention], labels: LabelRules) -> list[NameNod
                 tokens=tokens,
                 numbers=frozenset().union(*(numbers_in(m.text) for m in members)),
                 person=person,
-                acronym_like=len(tokens) == 1 and any(_is_acronym(m.text) for m in members),
+                acronym_like=len(tokens) == 1 and all(_is_acronym(m.text) for m in members),
                 mentions=members,
                 parts=person_parts(tokens) if person else PersonParts(),
             )

@@ -96,6 +96,20 @@ class PairRules:
             return True
         return _person_conflict(a, b)
 
+    def may_share(self, a: NameNode, b: NameNode) -> bool:
+        """Whether two names with no link between them may still sit in one cluster.
+
+        Complete linkage asks this of every cross pair of a merge. Requiring a direct link
+        would keep "New Orleans" (the team) from "Saints" although both are "New Orleans
+        Saints"; allowing any pair without a guard would chain near misses ("Treatment Center",
+        "Centre", "Centres"). So: no guard fires, and one name is one word or has no word the
+        other lacks.
+        """
+        if self.conflict(a, b):
+            return False
+        x, y = set(a.tokens), set(b.tokens)
+        return len(x) == 1 or len(y) == 1 or x <= y or y <= x
+
     def _conflict_at(self, nodes: Sequence[NameNode], pair: tuple[int, int]) -> bool:
         return self.conflict(nodes[pair[0]], nodes[pair[1]])
 
