@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from knowledge_assets.pipeline.models import Evidence, Mention
+from knowledge_assets.pipeline.resolution.consensus import consensus_labels
 from knowledge_assets.pipeline.resolution.labels import LabelRules
 from knowledge_assets.pipeline.resolution.normalize import normalize_name, numbers_in
 
@@ -138,10 +139,15 @@ def surface_mention(text: str, label: str, source: str) -> Mention:
 
 
 def build_nodes(mentions: Sequence[Mention], labels: LabelRules) -> list[NameNode]:
-    """Group mentions into nodes, ordered by (key, label) so indices are deterministic."""
+    """Group mentions into nodes, ordered by (key, label) so indices are deterministic.
+
+    A node's label is the batch's consensus label for the name (``consensus_labels``).
+    """
     groups: dict[tuple[str, str], list[Mention]] = defaultdict(list)
+    voted = consensus_labels(mentions, labels)
     for mention in mentions:
-        groups[_key(mention, labels.is_person(mention.label)), mention.label].append(mention)
+        label = voted[mention.id]
+        groups[_key(mention, labels.is_person(label)), label].append(mention)
     nodes = []
     for index, (key, label) in enumerate(sorted(groups)):
         members = tuple(sorted(groups[key, label], key=lambda m: m.id))

@@ -91,10 +91,21 @@ class PairRules:
         self._parts = PartIndex(nodes, [p for p in pairs if not self._conflict_at(nodes, p)])
 
     def conflict(self, a: NameNode, b: NameNode) -> bool:
-        """Hard guards: such a pair is never merged, whatever else links it."""
-        if not self._labels.compatible(a.label, b.label) or _numbers_clash(a, b):
+        """Hard guards: such a pair is never merged, whatever else links it.
+
+        Incompatible types keep names apart ("Apple" the company, "apple" the fruit), except one
+        and the same name of several words tagged with two ontology classes: "Bettie Page" once
+        a person and once an organisation is our tagger's error, not two entities. Opaque
+        labels (given by the user) always hold.
+        """
+        if _numbers_clash(a, b):
             return True
+        if not self._labels.compatible(a.label, b.label):
+            return not (a.key == b.key and len(a.tokens) > 1 and self._tagged(a, b))
         return _person_conflict(a, b)
+
+    def _tagged(self, a: NameNode, b: NameNode) -> bool:
+        return self._labels.known(a.label) and self._labels.known(b.label)
 
     def may_share(self, a: NameNode, b: NameNode) -> bool:
         """Whether two names with no link between them may still sit in one cluster.

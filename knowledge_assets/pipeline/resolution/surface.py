@@ -19,7 +19,15 @@ _APPOSITIVE = re.compile(r",\s+(?=[A-Z0-9])")
 _POST_MODIFIER = re.compile(r"\s+(?:in|at|on|near|off|outside|between|from)\s+(?=\S)")
 """A place or time phrase after the name: "Stiles Unit in Beaumont", "Gulf of Aden between ..."."""
 
+_PARENTHESIS = re.compile(r"\s*\(")
+"""An aside or an unclosed bracket: "Internet Explorer 8 (IE8"."""
+
+_LEADING_PREPOSITION = re.compile(r"^(?:in|at|on|into|to|from|near|off|of|for|by)\s+", re.I)
+"""A preposition the span starts with, capitalised at a sentence start or in a headline."""
+
 _CAPITALISED = re.compile(r"^[^\w]*[A-Z0-9]")
+
+_ADDRESS = re.compile(r"://|^www\.|\.html?\b")
 
 
 def _is_name_word(token: str) -> bool:
@@ -40,12 +48,23 @@ def _trim_lowercase(tokens: list[str]) -> list[str]:
     return tokens[named[0] : named[-1] + 1]
 
 
+def _one_line(text: str) -> str:
+    """The first line of a span that runs over a line break, skipping web addresses.
+
+    Extractors sometimes join a headline, a dateline or a source URL to the name next to it
+    (a URL line, then "Indian Navy"; "Gulf of Eden", then a dateline).
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    names = [line for line in lines if not _ADDRESS.search(line)]
+    return (names or lines or [text.strip()])[0]
+
+
 @lru_cache(maxsize=65536)
 def name_core(text: str) -> str:
     """The name a mention's text contains, without appositives, post-modifiers, lower-case words.
 
-    Each cut is taken only when a name word stays before it, so "At Home" or "in" alone are
-    returned unchanged rather than emptied.
+    Each cut is taken only when a name word stays before it, and a leading preposition goes in
+    any case ("IN MILLOM"), so a span is never emptied: "in" alone stays "in".
 
     Args:
         text: A mention's surface text.
@@ -54,10 +73,10 @@ def name_core(text: str) -> str:
         The core, a substring of ``text`` up to inner whitespace; ``text`` stripped when no cut
         applies.
     """
-    core = text.strip()
-    for pattern in (_APPOSITIVE, _POST_MODIFIER):
+    core = _one_line(text)
+    for pattern in (_APPOSITIVE, _PARENTHESIS, _POST_MODIFIER):
         head = pattern.split(core, maxsplit=1)[0]
         if any(_is_name_word(t) for t in head.split()):
             core = head
-    trimmed = _trim_lowercase(core.split())
+    trimmed = _trim_lowercase(_LEADING_PREPOSITION.sub("", core).split()) or core.split()
     return " ".join(trimmed) if trimmed else core
