@@ -56,6 +56,9 @@ def person_parts(tokens: Sequence[str]) -> PersonParts:
     core = [tokens[0], *(t for t in tokens[1:] if t not in _GENERATIONAL)] if tokens else []
     if len(core) < 2:
         return PersonParts()
+    if len(core) > 2 and len(core[0]) == 1:
+        # "W. Mark Felt" goes by his middle name: compare "Mark", keep "W" as a middle initial.
+        return PersonParts(core[1], (core[0], *core[2:-1]), core[-1])
     return PersonParts(core[0], tuple(core[1:-1]), core[-1])
 
 

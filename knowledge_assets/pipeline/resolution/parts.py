@@ -5,7 +5,7 @@ News text names something in full once and then by part of its name: the last wo
 "Kansas City Chiefs"), or the full name without a middle name ("Raj Chohan", "Raj K. Chohan").
 A part is trusted only when it points at one longer name: in the batch, or failing that in a
 document that uses both ("Barack Obama" and "Michelle Obama" in one batch leave a bare "Obama"
-alone unless its document names just one of them).
+alone unless one of its documents names just one of them).
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ DISTINCT_PREFIXES = frozenset(
 def share_document(a: NameNode, b: NameNode) -> bool:
     """Whether some document mentions both names."""
     return not {m.document_id for m in a.mentions}.isdisjoint(m.document_id for m in b.mentions)
+
+
+def _documents(node: NameNode) -> set[str]:
+    return {m.document_id for m in node.mentions}
 
 
 def _initial_of(short: str, long: str) -> bool:
@@ -81,12 +85,10 @@ class PartIndex:
         longer = self._longer.get(short.index, set())
         if long.index not in longer:
             return False
-        rivals = {i for i in longer if not self._nested(i, long.index)}
+        rivals = [self._nodes[i] for i in longer if not self._nested(i, long.index)]
         if not rivals:
             return True
-        return share_document(short, long) and not any(
-            share_document(short, self._nodes[i]) for i in rivals
-        )
+        return bool(_documents(short) & _documents(long) - set().union(*map(_documents, rivals)))
 
     def _nested(self, i: int, j: int) -> bool:
         """Two longer names that could be one name: equal words, or one part of the other."""

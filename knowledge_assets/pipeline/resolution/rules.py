@@ -93,15 +93,16 @@ class PairRules:
     def conflict(self, a: NameNode, b: NameNode) -> bool:
         """Hard guards: such a pair is never merged, whatever else links it.
 
-        Incompatible types keep names apart ("Apple" the company, "apple" the fruit), except one
-        and the same name of several words tagged with two ontology classes: "Bettie Page" once
-        a person and once an organisation is our tagger's error, not two entities. Opaque
-        labels (given by the user) always hold.
+        Incompatible types keep names apart ("Apple" the company, "apple" the fruit), except
+        where our tagger is known to err and the name says more than the tag: one and the same
+        name of several words ("Bettie Page" once a person, once an organisation), and a
+        person's full name with its bare surname ("Hugh Jackman", "Jackman" tagged a place).
+        Opaque labels (given by the user) always hold.
         """
         if _numbers_clash(a, b):
             return True
         if not self._labels.compatible(a.label, b.label):
-            return not (a.key == b.key and len(a.tokens) > 1 and self._tagged(a, b))
+            return not (self._tagged(a, b) and (_same_long_name(a, b) or _surname_of(a, b)))
         return _person_conflict(a, b)
 
     def _tagged(self, a: NameNode, b: NameNode) -> bool:
@@ -160,6 +161,16 @@ class PairRules:
         if a.surname != b.surname:
             return False
         return a.given == b.given or a.surname not in self._ambiguous
+
+
+def _same_long_name(a: NameNode, b: NameNode) -> bool:
+    return a.key == b.key and len(a.tokens) > 1
+
+
+def _surname_of(a: NameNode, b: NameNode) -> bool:
+    """One is a one-word name, the other a person's full name ending in it."""
+    bare, full = (a, b) if len(a.tokens) < len(b.tokens) else (b, a)
+    return len(bare.tokens) == 1 and bool(full.surname) and full.surname == bare.key
 
 
 def _digits(numbers: frozenset[str]) -> frozenset[str]:
