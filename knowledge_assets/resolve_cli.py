@@ -5,16 +5,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from knowledge_assets.cli import UserFacingError
 from knowledge_assets.settings import Settings
 
-__all__ = ["add_eval_resolution", "add_resolve", "read_records"]
+__all__ = ["InputError", "add_eval_resolution", "add_resolve", "read_records"]
+
+
+class InputError(Exception):
+    """A bad input file or folder; the message names it and is printed without a traceback.
+
+    Caught here rather than by ``cli.UserFacingError`` so that this module does not import the
+    command module (which imports it), whichever way the command is started.
+    """
+
 
 REQUIRED = ("doc_id", "start", "end", "text", "type")
+
+Handler = Callable[[argparse.Namespace], int]
 
 
 def add_resolve(commands: Any) -> None:
@@ -30,7 +40,7 @@ def add_resolve(commands: Any) -> None:
     )
     resolve.add_argument("--output", "-o", type=Path, help="file for the lines (default: stdout)")
     resolve.add_argument("--json", action="store_true", help="print one JSON object instead")
-    resolve.set_defaults(handler=_resolve)
+    resolve.set_defaults(handler=_reporting_input_errors(_resolve))
 
 
 def add_eval_resolution(kinds: Any) -> None:
@@ -41,13 +51,13 @@ def add_eval_resolution(kinds: Any) -> None:
         "--no-end-to-end", action="store_true", help="score the resolver on gold mentions only"
     )
     evaluate.add_argument("--json", action="store_true")
-    evaluate.set_defaults(handler=_eval_resolution)
+    evaluate.set_defaults(handler=_reporting_input_errors(_eval_resolution))
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
     """The JSON objects of a JSON-lines file, each checked for the mention fields."""
     if not path.is_file():
-        raise UserFacingError(f"no such file: {path}")
+        raise InputError(f"no such file: {path}")
     rows = []
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
@@ -60,12 +70,12 @@ def _checked(line: str, number: int, path: Path) -> dict[str, Any]:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise UserFacingError(f"{path}:{number}: not JSON ({exc.msg})") from exc
+        raise InputError(f"{path}:{number}: not JSON ({exc.msg})") from exc
     missing = [k for k in REQUIRED if not isinstance(row, dict) or k not in row]
     if missing:
-        raise UserFacingError(f"{path}:{number}: missing {', '.join(missing)}")
+        raise InputError(f"{path}:{number}: missing {', '.join(missing)}")
     if not (isinstance(row["start"], int) and isinstance(row["end"], int)):
-        raise UserFacingError(f"{path}:{number}: start and end must be integers")
+        raise InputError(f"{path}:{number}: start and end must be integers")
     return row
 
 
@@ -75,6 +85,17 @@ def _batches(rows: list[dict[str, Any]], field: str | None) -> list[list[int]]:
     for i, row in enumerate(rows):
         groups.setdefault(str(row.get(field, "")) if field else "", []).append(i)
     return list(groups.values())
+
+
+def _reporting_input_errors(handler: Callable[[argparse.Namespace], int]) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except InputError as exc:
+            print(f"knowledge: error: {exc}", file=sys.stderr)
+            return 2
+
+    return run
 
 
 def _resolve(args: argparse.Namespace) -> int:
@@ -116,7 +137,7 @@ def _eval_resolution(args: argparse.Namespace) -> int:
     from knowledge_assets.evaluation.resolution import evaluate_resolution
 
     if not (args.gold / "gold" / "mentions.jsonl").is_file():
-        raise UserFacingError(f"{args.gold} has no gold/mentions.jsonl")
+        raise InputError(f"{args.gold} has no gold/mentions.jsonl")
     report = evaluate_resolution(args.gold, Settings(), end_to_end=not args.no_end_to_end)
     if args.json:
         print(json.dumps(report, sort_keys=True))

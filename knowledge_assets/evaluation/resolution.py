@@ -42,8 +42,9 @@ Clusters = dict[str, str]
 
 
 def _plain(text: str) -> list[str]:
-    """Baseline normalisation: case-folded words, punctuation dropped, nothing else."""
-    return re.sub(r"[^\w]+", " ", text.casefold()).split()
+    """Baseline normalisation: case-folded words without possessives or punctuation."""
+    words = re.sub(r"['\u2019]s\b|['\u2019]", "", text.casefold())
+    return re.sub(r"[^\w]+", " ", words).split()
 
 
 def exact_key(text: str, label: str) -> str:

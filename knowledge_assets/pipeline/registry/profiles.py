@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from knowledge_assets.db import tables as t
 from knowledge_assets.pipeline.registry.keys import is_acronym, name_keys
 from knowledge_assets.pipeline.resolution.labels import LabelRules
-from knowledge_assets.pipeline.resolution.normalize import normalize_name
+from knowledge_assets.pipeline.resolution.normalize import name_tokens, normalize_name
 
 __all__ = ["Profile", "batch_profiles", "canonical_profiles", "full_aliases", "grouped"]
 
@@ -49,13 +49,18 @@ def full_aliases(name: str, aliases: Iterable[str]) -> list[str]:
     """Aliases that name the whole entity, not a part of it.
 
     A bare "Bush" stays an alias of "Reggie Bush" but matches nothing across batches: in
-    another batch it may be another Bush, and no document there says otherwise.
+    another batch it may be another Bush, and no document there says otherwise. A word in
+    capitals counts as an acronym only if it is not also written in lower case or part of the
+    name ("WILLIAMS" in a headline is the surname of "Jamal Williams", not an acronym).
     """
     one_word = len(normalize_name(name).split()) == 1
+    spelled = {normalize_name(a) for a in aliases if not is_acronym(a)} | set(name_tokens(name))
     return sorted(
         alias
         for alias in set(aliases)
-        if len(normalize_name(alias).split()) >= 2 or is_acronym(alias) or one_word
+        if len(normalize_name(alias).split()) >= 2
+        or one_word
+        or (is_acronym(alias) and normalize_name(alias) not in spelled)
     )
 
 

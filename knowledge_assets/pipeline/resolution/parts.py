@@ -18,6 +18,9 @@ from knowledge_assets.pipeline.resolution.normalize import STOP_WORDS
 
 __all__ = ["PartIndex", "part_of", "share_document"]
 
+NICKNAME_PREFIX = 3
+"""A first word this long that starts a longer one is its short form ("Fred", "Frederick")."""
+
 DISTINCT_PREFIXES = frozenset(
     {"north", "south", "east", "west", "northern", "southern", "eastern", "western", "new"}
     | {"upper", "lower", "central", "greater", "great", "little", "old", "saint", "st", "san"}
@@ -35,7 +38,10 @@ def _documents(node: NameNode) -> set[str]:
 
 
 def _initial_of(short: str, long: str) -> bool:
-    return short == long or (len(short) == 1 and long.startswith(short))
+    """Same word, its initial ("c", "cheney") or its short form ("fred", "frederick")."""
+    if short == long or (len(short) == 1 and long.startswith(short)):
+        return True
+    return len(short) >= NICKNAME_PREFIX and len(long) >= len(short) + 2 and long.startswith(short)
 
 
 def _subsequence(short: Sequence[str], long: Sequence[str]) -> bool:
@@ -57,14 +63,16 @@ def part_of(short: NameNode, long: NameNode) -> bool:
     start must not stop before a function word ("Bank" is not "Bank of America").
     """
     s, t = short.tokens, long.tokens
-    if not s or len(s) >= len(t) or short.acronym_like:
+    if not s or len(s) > len(t) or short.acronym_like or s == t:
         return False
+    if len(s) == len(t):
+        return len(s) >= 2 and s[-1] == t[-1] and _subsequence(s, t)
     if t[-len(s) :] == s:
         rest = t[: -len(s)]
         return rest[-1] not in STOP_WORDS and not (len(rest) == 1 and rest[0] in DISTINCT_PREFIXES)
     if t[: len(s)] == s:
         return t[len(s)] not in STOP_WORDS and t[-1] not in STOP_WORDS
-    return len(s) >= 2 and s[0] == t[0] and s[-1] == t[-1] and _subsequence(s, t)
+    return len(s) >= 2 and _initial_of(s[0], t[0]) and s[-1] == t[-1] and _subsequence(s, t)
 
 
 class PartIndex:
@@ -73,15 +81,16 @@ class PartIndex:
     def __init__(self, nodes: Sequence[NameNode], pairs: Sequence[tuple[int, int]]) -> None:
         self._longer: dict[int, set[int]] = defaultdict(set)
         for i, j in pairs:
-            a, b = nodes[i], nodes[j]
-            short, long = (a, b) if len(a.tokens) < len(b.tokens) else (b, a)
-            if part_of(short, long):
-                self._longer[short.index].add(long.index)
+            for short, long in ((nodes[i], nodes[j]), (nodes[j], nodes[i])):
+                if part_of(short, long):
+                    self._longer[short.index].add(long.index)
         self._nodes = nodes
 
     def supports(self, a: NameNode, b: NameNode) -> bool:
         """``a`` is part of ``b`` (or the reverse) and points at nothing else that rivals it."""
-        short, long = (a, b) if len(a.tokens) < len(b.tokens) else (b, a)
+        return self._supports(a, b) or self._supports(b, a)
+
+    def _supports(self, short: NameNode, long: NameNode) -> bool:
         longer = self._longer.get(short.index, set())
         if long.index not in longer:
             return False

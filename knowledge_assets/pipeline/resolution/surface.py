@@ -25,6 +25,9 @@ _PARENTHESIS = re.compile(r"\s*\(")
 _LEADING_PREPOSITION = re.compile(r"^(?:in|at|on|into|to|from|near|off|of|for|by)\s+", re.I)
 """A preposition the span starts with, capitalised at a sentence start or in a headline."""
 
+_WEB_SUFFIX = re.compile(r"\s*\.\s*(?:com|org|net)\b.*$", re.I)
+"""A site's domain ending: "People.com" and "TMZ. com" are People and TMZ."""
+
 _CAPITALISED = re.compile(r"^[^\w]*[A-Z0-9]")
 
 _ADDRESS = re.compile(r"://|^www\.|\.html?\b")
@@ -74,7 +77,7 @@ def name_core(text: str) -> str:
         applies.
     """
     core = _one_line(text)
-    for pattern in (_APPOSITIVE, _PARENTHESIS, _POST_MODIFIER):
+    for pattern in (_APPOSITIVE, _PARENTHESIS, _POST_MODIFIER, _WEB_SUFFIX):
         head = pattern.split(core, maxsplit=1)[0]
         if any(_is_name_word(t) for t in head.split()):
             core = head
