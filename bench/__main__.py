@@ -11,10 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import throughput
+from bench import resolution, throughput
 from bench.common import BenchmarkSkipped
 
-BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {"throughput": throughput.run}
+BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
+    "throughput": throughput.run,
+    "resolution": resolution.run,
+}
 RESULTS = Path(__file__).with_name("results.json")
 
 

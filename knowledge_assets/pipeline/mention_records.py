@@ -26,7 +26,7 @@ from knowledge_assets.pipeline.registry import canonical_of, merge_new_batches
 from knowledge_assets.pipeline.resolution.in_batch import resolve_entities
 from knowledge_assets.pipeline.store import GraphStore
 
-__all__ = ["MentionRecord", "resolve_records"]
+__all__ = ["MentionRecord", "ingest_batch", "resolve_records"]
 
 
 @dataclass(frozen=True)
@@ -59,14 +59,25 @@ def resolve_records(
     """
     entity_of: dict[str, str] = {}
     for records in batches:
-        batch_id = stable_id("rec", *sorted(r.id for r in records))
-        mentions = [_mention(r, batch_id) for r in records]
-        entities, linked = resolve_entities(mentions, ontology, threshold=threshold)
-        _ingest(engine, batch_id, records, entities, linked)
-        entity_of.update({m.id: str(m.entity_id) for m in linked})
+        entity_of.update(ingest_batch(engine, ontology, records, threshold=threshold)[1])
         merge_new_batches(engine, ontology, threshold=threshold)
     canonical = canonical_of(engine)
     return {mention: canonical.get(entity, entity) for mention, entity in entity_of.items()}
+
+
+def ingest_batch(
+    engine: sa.Engine,
+    ontology: Ontology,
+    records: Sequence[MentionRecord],
+    *,
+    threshold: float = 0.9,
+) -> tuple[str, dict[str, str]]:
+    """Resolve one batch in-batch and store it; return its id and each mention's entity id."""
+    batch_id = stable_id("rec", *sorted(r.id for r in records))
+    mentions = [_mention(r, batch_id) for r in records]
+    entities, linked = resolve_entities(mentions, ontology, threshold=threshold)
+    _ingest(engine, batch_id, records, entities, linked)
+    return batch_id, {m.id: str(m.entity_id) for m in linked}
 
 
 def _mention(record: MentionRecord, batch_id: str) -> Mention:

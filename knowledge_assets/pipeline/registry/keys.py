@@ -12,7 +12,15 @@ import jellyfish
 
 from knowledge_assets.pipeline.resolution.normalize import acronym_variants, normalize_name
 
-__all__ = ["is_acronym", "name_keys"]
+__all__ = ["is_acronym", "is_exact", "lookup_keys", "name_keys"]
+
+EXACT_KINDS = ("n:", "a:")
+"""Key kinds that spell the name itself (normalised or as an acronym): the strong evidence."""
+
+
+def is_exact(key: str) -> bool:
+    """Whether a key is a name or acronym key rather than a phonetic or initial one."""
+    return key.partition("|")[2].startswith(EXACT_KINDS)
 
 
 def is_acronym(text: str) -> bool:
@@ -34,3 +42,18 @@ def name_keys(root: str, text: str) -> frozenset[str]:
     elif is_acronym(text):
         keys.add(f"a:{normal}")
     return frozenset(f"{root}|{key}" for key in keys)
+
+
+def lookup_keys(root: str, text: str) -> frozenset[str]:
+    """The keys to look a surface form up under: the mirror image of ``name_keys``.
+
+    An acronym looks for expansions (``a:``); an expansion looks for canonicals named by its
+    acronym (``n:ibm``), never for other expansions with the same initials, which a big
+    registry holds by the thousand ("Bank of Kyoto", "Big Kahuna" for "bk").
+    """
+    stored = name_keys(root, text)
+    tokens = normalize_name(text).split()
+    if len(tokens) < 2:
+        return stored
+    acronyms = {k.partition("|a:")[2] for k in stored if "|a:" in k}
+    return frozenset({k for k in stored if "|a:" not in k} | {f"{root}|n:{a}" for a in acronyms})

@@ -49,10 +49,11 @@ class Matcher:
     def best(self, entity: Profile, candidates: Sequence[Profile]) -> Match | None:
         """The one strongest match among ``candidates``, or None (none, or a tie)."""
         found: list[tuple[Link, Profile, tuple[str, str]]] = []
+        ours = self._side("e", entity)
         for candidate in candidates:
             if candidate.members >= MAX_MEMBERS:
                 continue
-            linked = self._link(entity, candidate)
+            linked = self._link(ours, candidate)
             if linked is not None:
                 found.append((linked[0], candidate, linked[1]))
         if not found:
@@ -73,8 +74,10 @@ class Matcher:
         """Forget a canonical's cached names after it gained aliases."""
         self._nodes.pop(("c", canonical_id), None)
 
-    def _link(self, entity: Profile, canonical: Profile) -> tuple[Link, tuple[str, str]] | None:
-        ours, theirs = self._side("e", entity), self._side("c", canonical)
+    def _link(
+        self, ours: list[NameNode], canonical: Profile
+    ) -> tuple[Link, tuple[str, str]] | None:
+        theirs = self._side("c", canonical)
         rules = PairRules([*ours, *theirs], self._labels, self._threshold, (), self._adjudicator)
         if any(rules.conflict(ours[0], n) for n in theirs) or any(
             rules.conflict(n, theirs[0]) for n in ours

@@ -1,8 +1,10 @@
 """Merging newly ingested batches into the registry: index lookups, never a scan of it.
 
-Each new entity reads only the canonicals its blocking keys point at (at most
-``PER_KEY`` per key), so merging a batch costs the same whether the registry holds a thousand
-canonicals or a million. A batch is merged once: running again with nothing new changes nothing.
+Each new entity reads only the canonicals its blocking keys point at: its exact name and
+acronym keys first, then, only for names the registry does not hold yet, its phonetic and
+initial keys, a bounded number per key. So merging a batch costs about the same whether the
+registry holds a thousand canonicals or a million. A batch is merged once: running again
+with nothing new changes nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from knowledge_assets.db import tables as t
 from knowledge_assets.pipeline.models import stable_id
 from knowledge_assets.pipeline.ontology import Ontology
+from knowledge_assets.pipeline.registry.keys import is_exact
 from knowledge_assets.pipeline.registry.matching import Match, Matcher
 from knowledge_assets.pipeline.registry.profiles import (
     MAX_ALIASES,
@@ -34,15 +37,22 @@ __all__ = [
     "canonical_of",
     "canonical_row",
     "insert_rows",
+    "merge_batch",
     "merge_new_batches",
     "owners",
     "pending_batches",
     "split_partners",
-    "update_canonical",
+    "update_canonicals",
 ]
 
 PER_KEY = 20
-"""Canonicals read per blocking key: a key shared by more ("p:JN SM0") is not distinctive."""
+"""Canonicals read per exact-name key: more than this many namesakes is not distinctive."""
+
+PER_WEAK_KEY = 5
+"""Canonicals read per phonetic or initial key, asked only for entities whose name is new.
+
+Such keys are shared by more canonicals the bigger the registry grows; reading a handful keeps
+the cost of an entity bounded once the registry is large."""
 
 LOCK = 7261626
 """Advisory lock serialising registry writers: two merges at once must not create twins."""
@@ -87,9 +97,16 @@ def merge_new_batches(
             connection.execute(sa.text(f"SELECT pg_advisory_xact_lock({LOCK})"))
             if _merged(connection, batch_id):
                 continue
-            _BatchMerge(connection, batch_id, matcher).run(report)
+            merge_batch(connection, batch_id, matcher, report)
         report.batches.append(batch_id)
     return report
+
+
+def merge_batch(
+    connection: sa.Connection, batch_id: str, matcher: Matcher, report: RegistryReport
+) -> None:
+    """Merge one batch inside the caller's transaction (``merge_new_batches`` commits each)."""
+    _BatchMerge(connection, batch_id, matcher).run(report)
 
 
 def _merged(connection: sa.Connection, batch_id: str) -> bool:
@@ -114,10 +131,19 @@ class _BatchMerge:
         self.members: list[dict[str, object]] = []
         self.keys: set[tuple[str, str]] = set()
         self.owner: dict[str, str] = {}
+        self.lookups: dict[str, frozenset[str]] = {}
 
     def run(self, report: RegistryReport) -> None:
         entities = batch_profiles(self.connection, self.batch_id, self.labels)
-        self._lookup({k for e in entities for k in e.keys(self.labels)})
+        keys = {e.id: e.lookup_keys(self.labels) for e in entities}
+        self.lookups = keys
+        self._lookup({k for found in keys.values() for k in found if is_exact(k)}, PER_KEY)
+        unnamed = [
+            e for e in entities if not any(self.known.get(k) for k in keys[e.id] if is_exact(k))
+        ]
+        self._lookup({k for e in unnamed for k in keys[e.id] if not is_exact(k)}, PER_WEAK_KEY)
+        ids = {c for found in self.known.values() for c in found}
+        self.profiles.update(canonical_profiles(self.connection, ids))
         partners = split_partners(self.connection, [e.id for e in entities])
         flat = sorted({p for found in partners.values() for p in found})
         self.owner.update(owners(self.connection, flat))
@@ -132,7 +158,8 @@ class _BatchMerge:
 
     def _place(self, entity: Profile, apart: set[str]) -> None:
         keys = entity.keys(self.labels)
-        ids = sorted({c for k in keys for c in self.known.get(k, ())} - apart)
+        wanted = self.lookups[entity.id]
+        ids = sorted({c for k in wanted for c in self.known.get(k, ())} - apart)
         candidates = [self.profiles[c] for c in ids if c in self.profiles]
         match = self.matcher.best(entity, candidates)
         if match is None:
@@ -175,8 +202,8 @@ class _BatchMerge:
         if canonical.id not in self.created:
             self.touched[canonical.id].append(entity)
 
-    def _lookup(self, keys: Iterable[str]) -> None:
-        """Canonicals under the keys (``PER_KEY`` each, by the primary-key index), with profiles."""
+    def _lookup(self, keys: Iterable[str], per_key: int) -> None:
+        """Canonicals under the keys, at most ``per_key`` each, by the primary-key index."""
         wanted = sorted(keys)
         for start in range(0, len(wanted), 5000):
             rows = self.connection.execute(
@@ -185,18 +212,16 @@ class _BatchMerge:
                     "CROSS JOIN LATERAL (SELECT canonical_id FROM knowledge.canonical_keys "
                     "WHERE key = k.key ORDER BY canonical_id LIMIT :per_key) AS c"
                 ).bindparams(sa.bindparam("keys", type_=ARRAY(sa.Text))),
-                {"keys": wanted[start : start + 5000], "per_key": PER_KEY},
+                {"keys": wanted[start : start + 5000], "per_key": per_key},
             )
             for key, canonical_id in rows:
                 self.known[key].add(canonical_id)
-        ids = {c for found in self.known.values() for c in found}
-        self.profiles.update(canonical_profiles(self.connection, ids))
 
     def _write(self) -> None:
         rows = [canonical_row(p, self.labels) for p in self.created.values()]
         insert_rows(self.connection, t.canonical_entities, rows)
-        for canonical_id in sorted(self.touched):
-            update_canonical(self.connection, self.profiles[canonical_id], self.labels)
+        touched = [self.profiles[c] for c in sorted(self.touched)]
+        update_canonicals(self.connection, touched, self.labels)
         insert_rows(self.connection, t.canonical_members, self.members)
         keys = [{"key": k, "canonical_id": c} for k, c in sorted(self.keys)]
         insert_rows(self.connection, t.canonical_keys, keys)
@@ -217,13 +242,20 @@ def canonical_row(profile: Profile, labels: LabelRules) -> dict[str, object]:
     }
 
 
-def update_canonical(connection: sa.Connection, profile: Profile, labels: LabelRules) -> None:
-    """Rewrite a canonical's name, types, aliases and counts from its profile."""
-    row = canonical_row(profile, labels)
-    canonical_id = row.pop("id")
-    connection.execute(
-        sa.update(t.canonical_entities).where(t.canonical_entities.c.id == canonical_id), row
+def update_canonicals(
+    connection: sa.Connection, profiles: Sequence[Profile], labels: LabelRules
+) -> None:
+    """Rewrite canonicals' names, types, aliases and counts from their profiles, in one go."""
+    if not profiles:
+        return
+    rows = [{**canonical_row(p, labels), "canonical_id": p.id} for p in profiles]
+    table = t.canonical_entities
+    statement = (
+        sa.update(table)
+        .where(table.c.id == sa.bindparam("canonical_id"))
+        .values({c: sa.bindparam(c) for c in rows[0] if c not in ("id", "canonical_id")})
     )
+    connection.execute(statement, rows)
 
 
 def split_partners(connection: sa.Connection, entity_ids: list[str]) -> dict[str, set[str]]:

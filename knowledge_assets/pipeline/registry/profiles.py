@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from knowledge_assets.db import tables as t
-from knowledge_assets.pipeline.registry.keys import is_acronym, name_keys
+from knowledge_assets.pipeline.registry.keys import is_acronym, lookup_keys, name_keys
 from knowledge_assets.pipeline.resolution.labels import LabelRules
 from knowledge_assets.pipeline.resolution.normalize import name_tokens, normalize_name
 
@@ -40,9 +40,16 @@ class Profile:
 
     def keys(self, labels: LabelRules) -> frozenset[str]:
         """Blocking keys of the name and of every alias that names the whole entity."""
+        return self._keys(labels, name_keys)
+
+    def lookup_keys(self, labels: LabelRules) -> frozenset[str]:
+        """The keys to find this entity's possible canonicals under (``keys.lookup_keys``)."""
+        return self._keys(labels, lookup_keys)
+
+    def _keys(self, labels: LabelRules, of: Callable[[str, str], frozenset[str]]) -> frozenset[str]:
         root = labels.root(self.label)
         names = {self.name, *full_aliases(self.name, self.aliases)}
-        return frozenset(k for name in sorted(names) for k in name_keys(root, name))
+        return frozenset(k for name in sorted(names) for k in of(root, name))
 
 
 def full_aliases(name: str, aliases: Iterable[str]) -> list[str]:

@@ -22,7 +22,7 @@ from knowledge_assets.pipeline.registry.merge import (
     insert_rows,
     merge_new_batches,
     owners,
-    update_canonical,
+    update_canonicals,
 )
 from knowledge_assets.pipeline.registry.profiles import (
     MAX_ALIASES,
@@ -132,4 +132,4 @@ def _rebuild_profile(
     if new:
         insert_rows(connection, t.canonical_entities, [canonical_row(profile, labels)])
     else:
-        update_canonical(connection, profile, labels)
+        update_canonicals(connection, [profile], labels)
