@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from itertools import combinations
 
 import numpy as np
+from jellyfish import metaphone
 from rapidfuzz import fuzz, process
 
 from knowledge_assets.pipeline.resolution.nodes import NameNode
@@ -85,9 +86,20 @@ def _part_pairs(nodes: Sequence[NameNode]) -> set[Pair]:
             found.update(
                 (min(node.index, i), max(node.index, i))
                 for i in by_edge.get(edge, ())
-                if len(nodes[i].tokens) > len(node.tokens)
+                if i != node.index and len(nodes[i].tokens) >= len(node.tokens)
             )
     return found
+
+
+def _sound_pairs(nodes: Sequence[NameNode]) -> set[Pair]:
+    """Names whose words sound alike, word for word ("Bettie Page", "Betty Page")."""
+    blocks: dict[str, list[int]] = defaultdict(list)
+    for node in nodes:
+        if node.tokens:
+            blocks[" ".join(t[0] + metaphone(t) for t in node.tokens)].append(node.index)
+    return {
+        pair for members in blocks.values() if len(members) <= MAX_BLOCK for pair in _pairs(members)
+    }
 
 
 def _fuzzy_pairs(nodes: Sequence[NameNode], threshold: float) -> set[Pair]:
@@ -115,4 +127,4 @@ def _similar_within(nodes: Sequence[NameNode], members: list[int], threshold: fl
 def candidate_pairs(nodes: Sequence[NameNode], threshold: float) -> list[Pair]:
     """Every pair any rule could link, as sorted ``(i, j)`` node indices with ``i < j``."""
     found = _exact_pairs(nodes) | _acronym_pairs(nodes) | _person_pairs(nodes) | _part_pairs(nodes)
-    return sorted(found | _fuzzy_pairs(nodes, threshold))
+    return sorted(found | _sound_pairs(nodes) | _fuzzy_pairs(nodes, threshold))

@@ -15,11 +15,9 @@ from collections.abc import Sequence
 
 from knowledge_assets.pipeline.resolution.nodes import NameNode
 from knowledge_assets.pipeline.resolution.normalize import STOP_WORDS
+from knowledge_assets.pipeline.resolution.variants import given_names_match
 
 __all__ = ["PartIndex", "part_of", "share_document"]
-
-NICKNAME_PREFIX = 3
-"""A first word this long that starts a longer one is its short form ("Fred", "Frederick")."""
 
 DISTINCT_PREFIXES = frozenset(
     {"north", "south", "east", "west", "northern", "southern", "eastern", "western", "new"}
@@ -38,10 +36,12 @@ def _documents(node: NameNode) -> set[str]:
 
 
 def _initial_of(short: str, long: str) -> bool:
-    """Same word, its initial ("c", "cheney") or its short form ("fred", "frederick")."""
-    if short == long or (len(short) == 1 and long.startswith(short)):
-        return True
-    return len(short) >= NICKNAME_PREFIX and len(long) >= len(short) + 2 and long.startswith(short)
+    """Same word, its initial ("c", "cheney") or a variant of it ("fred", "frederick")."""
+    return (
+        short == long
+        or (len(short) == 1 and long.startswith(short))
+        or (len(long) > 1 and given_names_match(short, long))
+    )
 
 
 def _subsequence(short: Sequence[str], long: Sequence[str]) -> bool:

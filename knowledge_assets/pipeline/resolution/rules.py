@@ -19,6 +19,7 @@ from knowledge_assets.pipeline.resolution.labels import LabelRules
 from knowledge_assets.pipeline.resolution.nodes import NameNode, PersonParts
 from knowledge_assets.pipeline.resolution.normalize import acronym_variants
 from knowledge_assets.pipeline.resolution.parts import PartIndex
+from knowledge_assets.pipeline.resolution.variants import given_names_match, sounds_alike
 
 __all__ = ["Link", "PairRules", "Tier", "similarity"]
 
@@ -35,7 +36,8 @@ class Tier(IntEnum):
     PERSON = 2
     PART = 3
     FUZZY = 4
-    ADJUDICATED = 5
+    SOUND = 5
+    ADJUDICATED = 6
 
 
 class Link(NamedTuple):
@@ -50,17 +52,9 @@ def similarity(a: str, b: str) -> float:
     return fuzz.token_sort_ratio(a, b) / 100.0
 
 
-NICKNAME_PREFIX = 3
-"""A given name this long that starts a name at least two letters longer is its short form
-("Fred", "Frederick"); one letter more is usually another name ("Jan", "Jane")."""
-
-
 def _names_compatible(x: str, y: str) -> bool:
-    """Same first (or middle) name, its initial ("J", "John") or its short form ("Fred")."""
-    short, long = sorted((x, y), key=len)
-    if short == long or len(short) == 1:
-        return long.startswith(short)
-    return len(short) >= NICKNAME_PREFIX and len(long) >= len(short) + 2 and long.startswith(short)
+    """Same first (or middle) name or a variant of it (``variants.given_names_match``)."""
+    return given_names_match(x, y)
 
 
 def _tokens_align(a: Sequence[str], b: Sequence[str]) -> bool:
@@ -71,6 +65,13 @@ def _tokens_align(a: Sequence[str], b: Sequence[str]) -> bool:
     """
     short, long = sorted((a, b), key=len)
     return all(any(t == u or fuzz.ratio(t, u) / 100.0 >= TOKEN_MATCH for u in long) for t in short)
+
+
+def _spelt_alike(a: Sequence[str], b: Sequence[str]) -> bool:
+    """Word for word the same or sound-alike spellings, at least one of them differing."""
+    if len(a) != len(b) or a == b:
+        return False
+    return all(x == y or sounds_alike(x, y) for x, y in zip(a, b, strict=True))
 
 
 class PairRules:
@@ -142,6 +143,8 @@ class PairRules:
     def _fuzzy(self, a: NameNode, b: NameNode) -> Link | None:
         """Close spellings; the band just below the threshold goes to the adjudicator."""
         score = similarity(a.key, b.key)
+        if _spelt_alike(a.tokens, b.tokens):
+            return Link(Tier.SOUND, score)
         if score < self._threshold - UNCERTAIN_BAND or not _tokens_align(a.tokens, b.tokens):
             return None
         if score >= self._threshold:
