@@ -143,12 +143,13 @@ class PairRules:
     def _fuzzy(self, a: NameNode, b: NameNode) -> Link | None:
         """Close spellings; the band just below the threshold goes to the adjudicator."""
         score = similarity(a.key, b.key)
+        aligned = _tokens_align(a.tokens, b.tokens)
+        if score >= self._threshold and aligned:
+            return Link(Tier.FUZZY, score)
         if _spelt_alike(a.tokens, b.tokens):
             return Link(Tier.SOUND, score)
-        if score < self._threshold - UNCERTAIN_BAND or not _tokens_align(a.tokens, b.tokens):
+        if score < self._threshold - UNCERTAIN_BAND or not aligned:
             return None
-        if score >= self._threshold:
-            return Link(Tier.FUZZY, score)
         verdict = self._adjudicator.same(a.key, b.key, label=a.label, score=score)
         return Link(Tier.ADJUDICATED, score) if verdict else None
 
