@@ -68,7 +68,7 @@ def _person_pairs(nodes: Sequence[NameNode]) -> set[Pair]:
             full[node.surname].append(node.index)
     found = _bucket_pairs(blocks)
     for node in nodes:
-        if node.person and len(node.tokens) == 1:
+        if node.person and not node.surname:
             found.update((min(node.index, i), max(node.index, i)) for i in full.get(node.key, ()))
     return found
 

@@ -34,6 +34,12 @@ Motors" (an organisation) keeps its first word."""
 
 _GENERATIONAL = frozenset({"jr", "sr", "ii", "iii", "iv"})
 
+SURNAME_PARTICLES = frozenset(
+    {"de", "da", "di", "del", "della", "der", "den", "du", "la", "le", "lo", "van", "von"}
+    | {"bin", "ibn", "al", "el", "dos", "das"}
+)
+"""Words that belong to the surname after them: "Lo Presti", "van Gogh", "bin Laden"."""
+
 
 def person_tokens(tokens: Sequence[str]) -> tuple[str, ...]:
     """Tokens of a person's name without leading titles, keeping at least one token."""
@@ -52,14 +58,22 @@ class PersonParts(NamedTuple):
 
 
 def person_parts(tokens: Sequence[str]) -> PersonParts:
-    """First, middle and last name, ignoring generational suffixes ("Jr", "III")."""
+    """First, middle and last name, ignoring generational suffixes ("Jr", "III").
+
+    A surname keeps its particles ("Gaetano Lo Presti" is a Lo Presti), and a name that starts
+    with one is a bare surname ("Lo Presti").
+    """
     core = [tokens[0], *(t for t in tokens[1:] if t not in _GENERATIONAL)] if tokens else []
-    if len(core) < 2:
+    if len(core) < 2 or core[0] in SURNAME_PARTICLES:
         return PersonParts()
-    if len(core) > 2 and len(core[0]) == 1:
+    start = len(core) - 1
+    while start > 1 and core[start - 1] in SURNAME_PARTICLES:
+        start -= 1
+    surname = " ".join(core[start:])
+    if start > 1 and len(core[0]) == 1:
         # "W. Mark Felt" goes by his middle name: compare "Mark", keep "W" as a middle initial.
-        return PersonParts(core[1], (core[0], *core[2:-1]), core[-1])
-    return PersonParts(core[0], tuple(core[1:-1]), core[-1])
+        return PersonParts(core[1], (core[0], *core[2:start]), surname)
+    return PersonParts(core[0], tuple(core[1:start]), surname)
 
 
 @dataclass(frozen=True)
