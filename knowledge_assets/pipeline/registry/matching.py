@@ -46,6 +46,11 @@ class Matcher:
         self._adjudicator = adjudicator
         self._nodes: dict[tuple[str, str], list[NameNode]] = {}
 
+    @property
+    def labels(self) -> LabelRules:
+        """The ontology questions this matcher asks."""
+        return self._labels
+
     def best(self, entity: Profile, candidates: Sequence[Profile]) -> Match | None:
         """The one strongest match among ``candidates``, or None (none, or a tie)."""
         found: list[tuple[Link, Profile, tuple[str, str]]] = []

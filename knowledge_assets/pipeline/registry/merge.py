@@ -123,7 +123,7 @@ class _BatchMerge:
         self.connection = connection
         self.batch_id = batch_id
         self.matcher = matcher
-        self.labels: LabelRules = matcher._labels
+        self.labels = matcher.labels
         self.known: dict[str, set[str]] = defaultdict(set)
         self.profiles: dict[str, Profile] = {}
         self.created: dict[str, Profile] = {}

@@ -39,10 +39,12 @@ def resolve_entities(
 ) -> tuple[tuple[Entity, ...], tuple[Mention, ...]]:
     """Cluster one batch's mentions into entities and link each mention to its entity.
 
-    Mentions are grouped by normalised name and label, then groups are merged by a cascade of
-    evidence (exact name across compatible types, acronym, person surname, fuzzy similarity)
-    under guards that never merge different numbers, different first names or incompatible
-    types, and under complete linkage so no chain of near-matches joins contradicting names.
+    Mentions are grouped by normalised name and (consensus) label, then groups are merged by a
+    cascade of evidence, strongest first (exact name across compatible types, acronym, person
+    surname, a part of the one longer name a document uses, fuzzy similarity, sound-alike
+    spelling, the adjudicator's verdict) under guards that never merge different numbers,
+    different first names or incompatible types, and under complete linkage so no chain of
+    near-matches joins contradicting names.
     Input order does not matter: the same mentions in any order give the same output.
 
     Args:
