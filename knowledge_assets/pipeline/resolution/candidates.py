@@ -74,21 +74,32 @@ def _person_pairs(nodes: Sequence[NameNode]) -> set[Pair]:
 
 
 def _part_pairs(nodes: Sequence[NameNode]) -> set[Pair]:
-    """Names against the longer names sharing their first or last word ("Reid", "Tara Reid")."""
+    """Names against the longer names sharing their first or last word ("Reid", "Tara Reid").
+
+    An edge word shared by more than ``MAX_BLOCK`` names ("new", "united") says nothing and is
+    skipped, so a huge batch never compares all its names pairwise.
+    """
     by_edge: dict[str, list[int]] = defaultdict(list)
     for node in nodes:
         if len(node.tokens) > 1:
-            for edge in {f"<{node.tokens[0]}", f">{node.tokens[-1]}"}:
+            for edge in _edges(node):
                 by_edge[edge].append(node.index)
     found: set[Pair] = set()
     for node in nodes:
-        for edge in {f"<{node.tokens[0]}", f">{node.tokens[-1]}"} if node.tokens else ():
+        for edge in _edges(node):
+            members = by_edge.get(edge, ())
+            if len(members) > MAX_BLOCK:
+                continue
             found.update(
                 (min(node.index, i), max(node.index, i))
-                for i in by_edge.get(edge, ())
+                for i in members
                 if i != node.index and len(nodes[i].tokens) >= len(node.tokens)
             )
     return found
+
+
+def _edges(node: NameNode) -> set[str]:
+    return {f"<{node.tokens[0]}", f">{node.tokens[-1]}"} if node.tokens else set()
 
 
 def _sound_pairs(nodes: Sequence[NameNode]) -> set[Pair]:
