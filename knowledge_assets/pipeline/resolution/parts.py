@@ -25,6 +25,10 @@ DISTINCT_PREFIXES = frozenset(
 )
 """First words that make another place of a one-word rest: "South Africa" is not "Africa"."""
 
+MAX_LONG_NAME = 5
+"""Longer "names" are lists or headlines ("South East Asia-Middle East-Western Europe"); a part
+of one is not a short form of anything."""
+
 
 def share_document(a: NameNode, b: NameNode) -> bool:
     """Whether some document mentions both names."""
@@ -63,7 +67,7 @@ def part_of(short: NameNode, long: NameNode) -> bool:
     start must not stop before a function word ("Bank" is not "Bank of America").
     """
     s, t = short.tokens, long.tokens
-    if not s or len(s) > len(t) or short.acronym_like or s == t:
+    if not s or len(s) > len(t) or len(t) > MAX_LONG_NAME or short.acronym_like or s == t:
         return False
     if len(s) == len(t):
         return len(s) >= 2 and s[-1] == t[-1] and _subsequence(s, t)

@@ -13,8 +13,9 @@ from functools import lru_cache
 
 __all__ = ["name_core"]
 
-_APPOSITIVE = re.compile(r",\s+(?=[A-Z0-9])")
-"""A comma before a capitalised word or a number: "Wasilla, Alaska", "Kirkpatrick, 61"."""
+_APPOSITIVE = re.compile(r",\s+(?=[A-Z0-9])|\s+[-\u2013\u2014]+\s+")
+"""A comma before a capitalised word or a number ("Wasilla, Alaska", "Kirkpatrick, 61"), or a
+spaced dash between two names ("Turkmenistan - Ashgabat")."""
 
 _POST_MODIFIER = re.compile(r"\s+(?:in|at|on|near|off|outside|between|from)\s+(?=\S)")
 """A place or time phrase after the name: "Stiles Unit in Beaumont", "Gulf of Aden between ..."."""
