@@ -473,6 +473,8 @@ def test_the_adjudicator_is_not_asked_about_clear_pairs(ontology: Ontology) -> N
         ("IN MILLOM", "millom"),
         ("Internet Explorer 8 (IE8", "internet explorer 8"),
         ("People.com", "people"),
+        ('Vincent "The Chin" Gigante', "vincent gigante"),
+        ("Turkmenistan - Ashgabat", "turkmenistan"),
         ("apple", "apple"),
     ],
 )

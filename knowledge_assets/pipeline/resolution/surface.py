@@ -26,6 +26,9 @@ _PARENTHESIS = re.compile(r"\s*\(")
 _LEADING_PREPOSITION = re.compile(r"^(?:in|at|on|into|to|from|near|off|of|for|by)\s+", re.I)
 """A preposition the span starts with, capitalised at a sentence start or in a headline."""
 
+_QUOTED_NICKNAME = re.compile(r"\s+[\"'\u2018\u201c]+[^\"'\u2019\u201d]+[\"'\u2019\u201d]+\s+")
+"""A nickname in quotes inside a name: Vincent "The Chin" Gigante is Vincent Gigante."""
+
 _WEB_SUFFIX = re.compile(r"\s*\.\s*(?:com|org|net)\b.*$", re.I)
 """A site's domain ending: "People.com" and "TMZ. com" are People and TMZ."""
 
@@ -82,5 +85,6 @@ def name_core(text: str) -> str:
         head = pattern.split(core, maxsplit=1)[0]
         if any(_is_name_word(t) for t in head.split()):
             core = head
+    core = _QUOTED_NICKNAME.sub(" ", core)
     trimmed = _trim_lowercase(_LEADING_PREPOSITION.sub("", core).split()) or core.split()
     return " ".join(trimmed) if trimmed else core
