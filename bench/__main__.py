@@ -11,12 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import recovery, throughput
+from bench import recovery, resolution, throughput
 from bench.common import BenchmarkSkipped
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "throughput": throughput.run,
     "recovery": recovery.run,
+    "resolution": resolution.run,
 }
 RESULTS = Path(__file__).with_name("results.json")
 

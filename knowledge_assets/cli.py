@@ -68,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     recall.add_argument("--gold", type=Path, required=True, help="corpus in ecbplus-dev format")
     recall.add_argument("--json", action="store_true")
     recall.set_defaults(handler=_eval_mentions)
+
+    from knowledge_assets.resolve_cli import add_eval_resolution, add_resolve
+
+    add_resolve(commands)
+    add_eval_resolution(kinds)
     return parser
 
 

@@ -221,8 +221,9 @@ def test_short_first_name_is_the_same_person(ontology: Ontology) -> None:
 
 
 def test_fuzzy_merge_above_threshold(ontology: Ontology) -> None:
+    # "Treatments" is not a sound-alike spelling of "Treatment": only the threshold decides.
     items = mentions(
-        ("Promises Treatment Center", "Facility"), ("Promises Treatment Centre", "Facility")
+        ("Promises Treatment Center", "Facility"), ("Promises Treatments Center", "Facility")
     )
     assert len(resolve_entities(items, ontology)[0]) == 1
     assert len(resolve_entities(items, ontology, threshold=0.99)[0]) == 2
@@ -408,3 +409,130 @@ def test_scores_of_a_perfect_and_a_missing_prediction() -> None:
     # Missing items are singletons: precision stays perfect, recall drops.
     assert b_cubed(gold, {}) == pytest.approx(Scores(1.0, 2 / 3, 0.8))
     assert pairwise(gold, {}) == Scores(1.0, 0.0, 0.0)
+
+
+# --- the adjudication hook -------------------------------------------------------------------
+
+
+class RecordingAdjudicator:
+    """A stand-in for an LLM judge: answers a fixed verdict and records what it was asked."""
+
+    def __init__(self, verdict: bool | None) -> None:
+        self.verdict = verdict
+        self.asked: list[tuple[str, str, float]] = []
+
+    def same(self, a: str, b: str, *, label: str, score: float) -> bool | None:
+        self.asked.append((a, b, score))
+        return self.verdict
+
+
+UNCERTAIN = (("Grand Central Terminal", "Facility"), ("Grand Central Terminl Station", "Facility"))
+
+
+def test_uncertain_pairs_stay_apart_without_an_adjudicator(ontology: Ontology) -> None:
+    entities, _ = resolve_entities(mentions(*UNCERTAIN), ontology)
+    assert len(entities) == 2
+
+
+@pytest.mark.parametrize(("verdict", "count"), [(True, 1), (False, 2), (None, 2)])
+def test_the_adjudicator_decides_the_uncertain_band(
+    ontology: Ontology, verdict: bool | None, count: int
+) -> None:
+    judge = RecordingAdjudicator(verdict)
+    entities, _ = resolve_entities(mentions(*UNCERTAIN), ontology, adjudicator=judge)
+    assert len(entities) == count
+    assert [(a, b) for a, b, _ in judge.asked] == [
+        ("grand central terminal", "grand central terminl station")
+    ]
+    assert 0.8 <= judge.asked[0][2] < 0.9
+
+
+def test_the_adjudicator_is_not_asked_about_clear_pairs(ontology: Ontology) -> None:
+    judge = RecordingAdjudicator(True)
+    items = mentions(
+        ("Flight 101", "Event"),
+        ("Flight 102", "Event"),
+        ("IBM", "Organization"),
+        ("International Business Machines", "Organization"),
+    )
+    entities, _ = resolve_entities(items, ontology, adjudicator=judge)
+    assert len(entities) == 3
+    assert judge.asked == []
+
+
+# --- names inside spans, parts of names, variants --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("in Beverly Hills, California", "beverly hills"),
+        ("the notorious Gulf of Aden", "gulf of aden"),
+        ("Eric Allen Kirkpatrick, 61", "eric allen kirkpatrick"),
+        ("into Promises Treatment Center in Los Angeles, California", "promises treatment center"),
+        ("IN MILLOM", "millom"),
+        ("Internet Explorer 8 (IE8", "internet explorer 8"),
+        ("People.com", "people"),
+        ('Vincent "The Chin" Gigante', "vincent gigante"),
+        ("Turkmenistan - Ashgabat", "turkmenistan"),
+        ("apple", "apple"),
+    ],
+)
+def test_the_name_is_cut_out_of_its_span(text: str, expected: str) -> None:
+    assert normalize_name(text) == expected
+
+
+def test_a_part_joins_the_one_longer_name_a_document_names(ontology: Ontology) -> None:
+    items = [
+        mention(0, "Maurice Cheeks", "Organization", "doc_1"),
+        mention(1, "Cheeks", "Organization", "doc_1"),
+        mention(2, "Kansas City Chiefs", "Organization", "doc_2"),
+        mention(3, "Kansas City", "Organization", "doc_2"),
+        mention(4, "Gulf of Aden", "Place", "doc_3"),
+        mention(5, "Aden", "Place", "doc_3"),
+    ]
+    entities, _ = resolve_entities(items, ontology)
+    assert together(entities, "Maurice Cheeks", "Cheeks")
+    assert together(entities, "Kansas City Chiefs", "Kansas City")
+    assert not together(entities, "Gulf of Aden", "Aden")
+
+
+def test_rival_longer_names_leave_a_part_alone_unless_a_document_decides(
+    ontology: Ontology,
+) -> None:
+    items = [
+        mention(0, "Barack Obama", "Organization", "doc_1"),
+        mention(1, "Michelle Obama", "Organization", "doc_2"),
+        mention(2, "Obama", "Organization", "doc_3"),
+        mention(3, "Obama", "Organization", "doc_1"),
+    ]
+    entities, _ = resolve_entities(items, ontology)
+    assert together(entities, "Barack Obama", "Obama")
+    assert not together(entities, "Michelle Obama", "Obama")
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Bill Clinton", "William Clinton"),
+        ("Bettie Page", "Betty Page"),
+        ("W. Mark Felt", "Mark Felt"),
+    ],
+)
+def test_variants_of_a_first_name_are_one_person(ontology: Ontology, a: str, b: str) -> None:
+    entities, _ = resolve_entities(mentions((a, "Person"), (b, "Person")), ontology)
+    assert len(entities) == 1
+
+
+def test_an_outvoted_tag_gives_way_but_an_even_split_does_not(ontology: Ontology) -> None:
+    items = mentions(
+        ("Teixeira", "Person"), ("Teixeira", "Person"), ("Teixeira", "Organization"),
+        ("Apple", "Organization"), ("apple", "Product"),
+    )  # fmt: skip
+    entities, _ = resolve_entities(items, ontology)
+    assert groups(entities) == {
+        frozenset({"Teixeira"}),
+        frozenset({"Apple"}),
+        frozenset({"apple"}),
+    }
+    assert {e.types for e in entities if "Teixeira" in e.aliases} == {("Person",)}

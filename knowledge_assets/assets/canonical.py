@@ -18,10 +18,13 @@ from knowledge_assets.resources import KnowledgeResource
 def canonical_entities(knowledge: KnowledgeResource) -> dg.MaterializeResult:
     """The registry of canonical entities across all batches (one row = one real-world entity).
 
-    Reads only batches not merged before; with nothing new it changes nothing.
+    Reads only batches not merged before; with nothing new it changes nothing. Each merge is
+    recorded with its rule, score and evidence; wrong merges are undone with
+    ``registry.split_entities`` and stay undone when this asset runs again.
     """
     engine = knowledge.engine()
-    report = merge_new_batches(engine, knowledge.ontology())
+    threshold = knowledge.settings().resolution_threshold
+    report = merge_new_batches(engine, knowledge.ontology(), threshold=threshold)
     with engine.connect() as connection:
         total = connection.execute(
             sa.select(sa.func.count()).select_from(t.canonical_entities)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from knowledge_assets.db.migrate import SCHEMA
 
@@ -124,7 +124,15 @@ GRAPH_TABLES = (
 )
 
 canonical_entities = sa.Table(
-    "canonical_entities", metadata, _text("id", key=True), _text("name"), _text("root_type")
+    "canonical_entities",
+    metadata,
+    _text("id", key=True),
+    _text("name"),
+    _text("root_type"),
+    sa.Column("types", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("aliases", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("mention_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("members", sa.Integer, nullable=False, server_default="0"),
 )
 canonical_members = sa.Table(
     "canonical_members",
@@ -133,6 +141,9 @@ canonical_members = sa.Table(
     _text("canonical_id"),
     _text("batch_id"),
     _text("rule"),
+    sa.Column("score", sa.Float, nullable=False, server_default="1.0"),
+    sa.Column("evidence", JSONB, nullable=False, server_default="{}"),
+    sa.Column("mentions", sa.Integer, nullable=False, server_default="0"),
 )
 canonical_keys = sa.Table(
     "canonical_keys", metadata, _text("key", key=True), _text("canonical_id", key=True)
@@ -144,5 +155,15 @@ registry_batches = sa.Table(
     sa.Column("entities", sa.Integer, nullable=False),
     sa.Column("merged_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
 )
+
+canonical_splits = sa.Table(
+    "canonical_splits",
+    metadata,
+    _text("entity_id", key=True),
+    _text("other_id", key=True),
+    _text("reason"),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+)
+"""Cannot-link pairs left by a split: the two entities never share a canonical again."""
 
 REGISTRY_TABLES = (canonical_entities, canonical_members, canonical_keys)

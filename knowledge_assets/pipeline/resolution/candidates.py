@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from itertools import combinations
 
 import numpy as np
+from jellyfish import metaphone
 from rapidfuzz import fuzz, process
 
 from knowledge_assets.pipeline.resolution.nodes import NameNode
@@ -67,9 +68,49 @@ def _person_pairs(nodes: Sequence[NameNode]) -> set[Pair]:
             full[node.surname].append(node.index)
     found = _bucket_pairs(blocks)
     for node in nodes:
-        if node.person and len(node.tokens) == 1:
+        if node.person and not node.surname:
             found.update((min(node.index, i), max(node.index, i)) for i in full.get(node.key, ()))
     return found
+
+
+def _part_pairs(nodes: Sequence[NameNode]) -> set[Pair]:
+    """Names against the longer names sharing their first or last word ("Reid", "Tara Reid").
+
+    An edge word shared by more than ``MAX_BLOCK`` names ("new", "united") says nothing and is
+    skipped, so a huge batch never compares all its names pairwise.
+    """
+    by_edge: dict[str, list[int]] = defaultdict(list)
+    for node in nodes:
+        if len(node.tokens) > 1:
+            for edge in _edges(node):
+                by_edge[edge].append(node.index)
+    found: set[Pair] = set()
+    for node in nodes:
+        for edge in _edges(node):
+            members = by_edge.get(edge, ())
+            if len(members) > MAX_BLOCK:
+                continue
+            found.update(
+                (min(node.index, i), max(node.index, i))
+                for i in members
+                if i != node.index and len(nodes[i].tokens) >= len(node.tokens)
+            )
+    return found
+
+
+def _edges(node: NameNode) -> set[str]:
+    return {f"<{node.tokens[0]}", f">{node.tokens[-1]}"} if node.tokens else set()
+
+
+def _sound_pairs(nodes: Sequence[NameNode]) -> set[Pair]:
+    """Names whose words sound alike, word for word ("Bettie Page", "Betty Page")."""
+    blocks: dict[str, list[int]] = defaultdict(list)
+    for node in nodes:
+        if node.tokens:
+            blocks[" ".join(t[0] + metaphone(t) for t in node.tokens)].append(node.index)
+    return {
+        pair for members in blocks.values() if len(members) <= MAX_BLOCK for pair in _pairs(members)
+    }
 
 
 def _fuzzy_pairs(nodes: Sequence[NameNode], threshold: float) -> set[Pair]:
@@ -96,5 +137,5 @@ def _similar_within(nodes: Sequence[NameNode], members: list[int], threshold: fl
 
 def candidate_pairs(nodes: Sequence[NameNode], threshold: float) -> list[Pair]:
     """Every pair any rule could link, as sorted ``(i, j)`` node indices with ``i < j``."""
-    found = _exact_pairs(nodes) | _acronym_pairs(nodes) | _person_pairs(nodes)
-    return sorted(found | _fuzzy_pairs(nodes, threshold))
+    found = _exact_pairs(nodes) | _acronym_pairs(nodes) | _person_pairs(nodes) | _part_pairs(nodes)
+    return sorted(found | _sound_pairs(nodes) | _fuzzy_pairs(nodes, threshold))

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from knowledge_assets.pipeline.models import Entity, Mention
 from knowledge_assets.pipeline.ontology import Ontology
+from knowledge_assets.pipeline.resolution.adjudication import UNCERTAIN_BAND, Adjudicator
 from knowledge_assets.pipeline.resolution.candidates import candidate_pairs
 from knowledge_assets.pipeline.resolution.clustering import merge_clusters
 from knowledge_assets.pipeline.resolution.entities import assign, build_entities
@@ -17,11 +18,11 @@ __all__ = ["resolve_entities"]
 
 
 def _ranked_links(
-    nodes: Sequence[NameNode], rules: PairRules, threshold: float
+    nodes: Sequence[NameNode], rules: PairRules, pairs: Sequence[tuple[int, int]]
 ) -> dict[tuple[int, int], Link]:
     """Links of the candidate pairs, strongest first: exact, acronym, person, fuzzy by score."""
     found: list[tuple[Link, tuple[int, int]]] = []
-    for i, j in candidate_pairs(nodes, threshold):
+    for i, j in pairs:
         link = rules.link(nodes[i], nodes[j])
         if link is not None:
             found.append((link, (i, j)))
@@ -30,20 +31,28 @@ def _ranked_links(
 
 
 def resolve_entities(
-    mentions: Sequence[Mention], ontology: Ontology, *, threshold: float = 0.9
+    mentions: Sequence[Mention],
+    ontology: Ontology,
+    *,
+    threshold: float = 0.9,
+    adjudicator: Adjudicator | None = None,
 ) -> tuple[tuple[Entity, ...], tuple[Mention, ...]]:
     """Cluster one batch's mentions into entities and link each mention to its entity.
 
-    Mentions are grouped by normalised name and label, then groups are merged by a cascade of
-    evidence (exact name across compatible types, acronym, person surname, fuzzy similarity)
-    under guards that never merge different numbers, different first names or incompatible
-    types, and under complete linkage so no chain of near-matches joins contradicting names.
+    Mentions are grouped by normalised name and (consensus) label, then groups are merged by a
+    cascade of evidence, strongest first (exact name across compatible types, acronym, person
+    surname, a part of the one longer name a document uses, fuzzy similarity, sound-alike
+    spelling, the adjudicator's verdict) under guards that never merge different numbers,
+    different first names or incompatible types, and under complete linkage so no chain of
+    near-matches joins contradicting names.
     Input order does not matter: the same mentions in any order give the same output.
 
     Args:
         mentions: The batch's mentions; ``label`` is an ontology class name.
         ontology: Decides which labels may describe one entity and each entity id's root type.
         threshold: Least fuzzy similarity (0-1, rapidfuzz token-sort ratio) for a fuzzy merge.
+        adjudicator: Asked about pairs in the uncertain band just below ``threshold``; without
+            one such pairs stay apart (and are not even generated as candidates).
 
     Returns:
         The entities sorted by id (``types`` most specific first, the first one primary), and the
@@ -51,11 +60,13 @@ def resolve_entities(
     """
     labels = LabelRules(ontology)
     nodes = build_nodes(mentions, labels)
-    rules = PairRules(nodes, labels, threshold)
-    links = _ranked_links(nodes, rules, threshold)
+    lowest = threshold - UNCERTAIN_BAND if adjudicator else threshold
+    pairs = candidate_pairs(nodes, lowest)
+    rules = PairRules(nodes, labels, threshold, pairs, adjudicator)
+    links = _ranked_links(nodes, rules, pairs)
 
     def related(i: int, j: int) -> bool:
-        return (i, j) in links or rules.link(nodes[i], nodes[j]) is not None
+        return (i, j) in links or rules.may_share(nodes[i], nodes[j])
 
     clusters = merge_clusters([n.size for n in nodes], list(links), related)
     entities, owner = build_entities(clusters, nodes, labels)

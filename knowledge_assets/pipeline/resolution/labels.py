@@ -27,24 +27,25 @@ class LabelRules:
         self.is_person = lru_cache(maxsize=None)(self._is_person)
         self.depth = lru_cache(maxsize=None)(self._depth)
 
-    def _known(self, label: str) -> bool:
+    def known(self, label: str) -> bool:
+        """Whether the label is an ontology class (one our extractors assign), not opaque."""
         return label in self._ontology.classes
 
     def _compatible(self, a: str, b: str) -> bool:
         if a == b:
             return True
-        return self._known(a) and self._known(b) and self._ontology.compatible(a, b)
+        return self.known(a) and self.known(b) and self._ontology.compatible(a, b)
 
     def _root(self, label: str) -> str:
-        return self._ontology.root_of(label) if self._known(label) else label
+        return self._ontology.root_of(label) if self.known(label) else label
 
     def _is_person(self, label: str) -> bool:
-        if not (self._known(label) and self._known(PERSON_CLASS)):
+        if not (self.known(label) and self.known(PERSON_CLASS)):
             return False
         return self._ontology.is_subclass(label, PERSON_CLASS)
 
     def _depth(self, label: str) -> int:
-        return len(self._ontology.ancestors(label)) if self._known(label) else 1
+        return len(self._ontology.ancestors(label)) if self.known(label) else 1
 
     def most_specific_first(self, labels: Iterable[str]) -> tuple[str, ...]:
         """Distinct labels, deepest class first, then by name: the first is the primary type."""

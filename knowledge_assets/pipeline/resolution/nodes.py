@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from knowledge_assets.pipeline.models import Mention
+from knowledge_assets.pipeline.models import Evidence, Mention
+from knowledge_assets.pipeline.resolution.consensus import consensus_labels
 from knowledge_assets.pipeline.resolution.labels import LabelRules
 from knowledge_assets.pipeline.resolution.normalize import normalize_name, numbers_in
 
@@ -18,6 +19,7 @@ __all__ = [
     "build_nodes",
     "person_parts",
     "person_tokens",
+    "surface_mention",
 ]
 
 PERSON_TITLES = frozenset(
@@ -31,6 +33,12 @@ PERSON_TITLES = frozenset(
 Motors" (an organisation) keeps its first word."""
 
 _GENERATIONAL = frozenset({"jr", "sr", "ii", "iii", "iv"})
+
+SURNAME_PARTICLES = frozenset(
+    {"de", "da", "di", "del", "della", "der", "den", "du", "la", "le", "lo", "van", "von"}
+    | {"bin", "ibn", "al", "el", "dos", "das"}
+)
+"""Words that belong to the surname after them: "Lo Presti", "van Gogh", "bin Laden"."""
 
 
 def person_tokens(tokens: Sequence[str]) -> tuple[str, ...]:
@@ -50,11 +58,22 @@ class PersonParts(NamedTuple):
 
 
 def person_parts(tokens: Sequence[str]) -> PersonParts:
-    """First, middle and last name, ignoring generational suffixes ("Jr", "III")."""
+    """First, middle and last name, ignoring generational suffixes ("Jr", "III").
+
+    A surname keeps its particles ("Gaetano Lo Presti" is a Lo Presti), and a name that starts
+    with one is a bare surname ("Lo Presti").
+    """
     core = [tokens[0], *(t for t in tokens[1:] if t not in _GENERATIONAL)] if tokens else []
-    if len(core) < 2:
+    if len(core) < 2 or core[0] in SURNAME_PARTICLES:
         return PersonParts()
-    return PersonParts(core[0], tuple(core[1:-1]), core[-1])
+    start = len(core) - 1
+    while start > 1 and core[start - 1] in SURNAME_PARTICLES:
+        start -= 1
+    surname = " ".join(core[start:])
+    if start > 1 and len(core[0]) == 1:
+        # "W. Mark Felt" goes by his middle name: compare "Mark", keep "W" as a middle initial.
+        return PersonParts(core[1], (core[0], *core[2:start]), surname)
+    return PersonParts(core[0], tuple(core[1:start]), surname)
 
 
 @dataclass(frozen=True)
@@ -109,11 +128,43 @@ def _key(mention: Mention, person: bool) -> str:
     return normal or f"\x00{mention.id}"
 
 
+def surface_mention(text: str, label: str, source: str) -> Mention:
+    """A stand-in mention for a name known without a span (a registry entry, an alias).
+
+    ``source`` becomes its document, so names from different sources never look as if one
+    document supported them both.
+    """
+    evidence = Evidence(
+        document_id=source,
+        chunk_id=source,
+        start=0,
+        end=len(text),
+        batch_id=source,
+        extractor="registry",
+        extractor_version="1",
+    )
+    return Mention(
+        id=f"{source}\x1f{text}",
+        document_id=source,
+        chunk_id=source,
+        start=0,
+        end=len(text),
+        text=text,
+        label=label,
+        evidence=evidence,
+    )
+
+
 def build_nodes(mentions: Sequence[Mention], labels: LabelRules) -> list[NameNode]:
-    """Group mentions into nodes, ordered by (key, label) so indices are deterministic."""
+    """Group mentions into nodes, ordered by (key, label) so indices are deterministic.
+
+    A node's label is the batch's consensus label for the name (``consensus_labels``).
+    """
     groups: dict[tuple[str, str], list[Mention]] = defaultdict(list)
+    voted = consensus_labels(mentions, labels)
     for mention in mentions:
-        groups[_key(mention, labels.is_person(mention.label)), mention.label].append(mention)
+        label = voted[mention.id]
+        groups[_key(mention, labels.is_person(label)), label].append(mention)
     nodes = []
     for index, (key, label) in enumerate(sorted(groups)):
         members = tuple(sorted(groups[key, label], key=lambda m: m.id))
@@ -127,7 +178,7 @@ def build_nodes(mentions: Sequence[Mention], labels: LabelRules) -> list[NameNod
                 tokens=tokens,
                 numbers=frozenset().union(*(numbers_in(m.text) for m in members)),
                 person=person,
-                acronym_like=len(tokens) == 1 and any(_is_acronym(m.text) for m in members),
+                acronym_like=len(tokens) == 1 and all(_is_acronym(m.text) for m in members),
                 mentions=members,
                 parts=person_parts(tokens) if person else PersonParts(),
             )

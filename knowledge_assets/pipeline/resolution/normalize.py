@@ -7,6 +7,8 @@ import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
 
+from knowledge_assets.pipeline.resolution.surface import name_core
+
 __all__ = [
     "CORPORATE_SUFFIXES",
     "HONORIFICS",
@@ -73,8 +75,10 @@ def _strip_suffixes(tokens: list[str]) -> list[str]:
 def normalize_name(text: str) -> str:
     """The comparison form of a name: folded, unpunctuated, without titles or legal forms.
 
-    Periods inside dotted acronyms vanish ("U.N." -> "un") while other punctuation becomes a
-    space ("Coca-Cola" -> "coca cola"), so the spellings people actually alternate between meet.
+    The name is first cut out of the span (``name_core``: "in Beverly Hills, California" ->
+    "Beverly Hills"). Periods inside dotted acronyms vanish ("U.N." -> "un") while other
+    punctuation becomes a space ("Coca-Cola" -> "coca cola"), so the spellings people actually
+    alternate between meet.
     A name made only of strippable words keeps its last word rather than becoming empty.
 
     Args:
@@ -83,7 +87,7 @@ def normalize_name(text: str) -> str:
     Returns:
         Space-separated lower-case tokens; empty only when ``text`` has no letters or digits.
     """
-    folded = _fold(text).translate(_APOSTROPHES)
+    folded = _fold(name_core(text)).translate(_APOSTROPHES)
     folded = _POSSESSIVE.sub("", folded)
     folded = _DOTTED_ACRONYM.sub(lambda m: m.group(0).replace(".", ""), folded)
     folded = _THOUSANDS.sub("", folded.replace("'", "")).replace("&", " and ")
@@ -168,6 +172,7 @@ def numbers_in(text: str) -> frozenset[str]:
     Returns:
         Lower-case identifiers without punctuation.
     """
-    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    core = name_core(text)
+    plain = "".join(c for c in unicodedata.normalize("NFKD", core) if not unicodedata.combining(c))
     found = {re.sub(r"[^0-9a-z]", "", m.lower()) for m in _IDENTIFIER.findall(plain)}
     return frozenset(found | _roman_numerals(plain))

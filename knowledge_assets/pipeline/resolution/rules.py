@@ -10,9 +10,16 @@ from typing import NamedTuple
 
 from rapidfuzz import fuzz
 
+from knowledge_assets.pipeline.resolution.adjudication import (
+    UNCERTAIN_BAND,
+    Adjudicator,
+    NoAdjudicator,
+)
 from knowledge_assets.pipeline.resolution.labels import LabelRules
 from knowledge_assets.pipeline.resolution.nodes import NameNode, PersonParts
 from knowledge_assets.pipeline.resolution.normalize import acronym_variants
+from knowledge_assets.pipeline.resolution.parts import PartIndex
+from knowledge_assets.pipeline.resolution.variants import given_names_match, sounds_alike
 
 __all__ = ["Link", "PairRules", "Tier", "similarity"]
 
@@ -27,7 +34,10 @@ class Tier(IntEnum):
     EXACT = 0
     ACRONYM = 1
     PERSON = 2
-    FUZZY = 3
+    PART = 3
+    FUZZY = 4
+    SOUND = 5
+    ADJUDICATED = 6
 
 
 class Link(NamedTuple):
@@ -42,17 +52,9 @@ def similarity(a: str, b: str) -> float:
     return fuzz.token_sort_ratio(a, b) / 100.0
 
 
-NICKNAME_PREFIX = 3
-"""A given name this long that starts a name at least two letters longer is its short form
-("Fred", "Frederick"); one letter more is usually another name ("Jan", "Jane")."""
-
-
 def _names_compatible(x: str, y: str) -> bool:
-    """Same first (or middle) name, its initial ("J", "John") or its short form ("Fred")."""
-    short, long = sorted((x, y), key=len)
-    if short == long or len(short) == 1:
-        return long.startswith(short)
-    return len(short) >= NICKNAME_PREFIX and len(long) >= len(short) + 2 and long.startswith(short)
+    """Same first (or middle) name or a variant of it (``variants.given_names_match``)."""
+    return given_names_match(x, y)
 
 
 def _tokens_align(a: Sequence[str], b: Sequence[str]) -> bool:
@@ -65,19 +67,64 @@ def _tokens_align(a: Sequence[str], b: Sequence[str]) -> bool:
     return all(any(t == u or fuzz.ratio(t, u) / 100.0 >= TOKEN_MATCH for u in long) for t in short)
 
 
+def _spelt_alike(a: Sequence[str], b: Sequence[str]) -> bool:
+    """Word for word the same or sound-alike spellings, at least one of them differing."""
+    if len(a) != len(b) or a == b:
+        return False
+    return all(x == y or sounds_alike(x, y) for x, y in zip(a, b, strict=True))
+
+
 class PairRules:
     """The pairwise rules of one batch (surname ambiguity depends on the batch's other names)."""
 
-    def __init__(self, nodes: Sequence[NameNode], labels: LabelRules, threshold: float) -> None:
+    def __init__(
+        self,
+        nodes: Sequence[NameNode],
+        labels: LabelRules,
+        threshold: float,
+        pairs: Sequence[tuple[int, int]] = (),
+        adjudicator: Adjudicator | None = None,
+    ) -> None:
         self._labels = labels
+        self._adjudicator = adjudicator or NoAdjudicator()
         self._threshold = threshold
         self._ambiguous = _ambiguous_surnames(nodes)
+        self._parts = PartIndex(nodes, [p for p in pairs if not self._conflict_at(nodes, p)])
 
     def conflict(self, a: NameNode, b: NameNode) -> bool:
-        """Hard guards: such a pair is never merged, whatever else links it."""
-        if not self._labels.compatible(a.label, b.label) or _numbers_clash(a, b):
+        """Hard guards: such a pair is never merged, whatever else links it.
+
+        Incompatible types keep names apart ("Apple" the company, "apple" the fruit), except
+        where our tagger is known to err and the name says more than the tag: one and the same
+        name of several words ("Bettie Page" once a person, once an organisation), and a
+        person's full name with its bare surname ("Hugh Jackman", "Jackman" tagged a place).
+        Opaque labels (given by the user) always hold.
+        """
+        if _numbers_clash(a, b):
             return True
+        if not self._labels.compatible(a.label, b.label):
+            return not (self._tagged(a, b) and (_same_long_name(a, b) or _surname_of(a, b)))
         return _person_conflict(a, b)
+
+    def _tagged(self, a: NameNode, b: NameNode) -> bool:
+        return self._labels.known(a.label) and self._labels.known(b.label)
+
+    def may_share(self, a: NameNode, b: NameNode) -> bool:
+        """Whether two names with no link between them may still sit in one cluster.
+
+        Complete linkage asks this of every cross pair of a merge. Requiring a direct link
+        would keep "New Orleans" (the team) from "Saints" although both are "New Orleans
+        Saints"; allowing any pair without a guard would chain near misses ("Treatment Center",
+        "Centre", "Centres"). So: no guard fires, and one name is one word or has no word the
+        other lacks.
+        """
+        if self.conflict(a, b):
+            return False
+        x, y = set(a.tokens), set(b.tokens)
+        return len(x) == 1 or len(y) == 1 or x <= y or y <= x
+
+    def _conflict_at(self, nodes: Sequence[NameNode], pair: tuple[int, int]) -> bool:
+        return self.conflict(nodes[pair[0]], nodes[pair[1]])
 
     def link(self, a: NameNode, b: NameNode) -> Link | None:
         """The strongest evidence that ``a`` and ``b`` corefer, or None when nothing links them."""
@@ -89,10 +136,22 @@ class PairRules:
             return Link(Tier.ACRONYM, 1.0)
         if self._person_match(a, b):
             return Link(Tier.PERSON, 1.0)
+        if self._parts.supports(a, b):
+            return Link(Tier.PART, 1.0)
+        return self._fuzzy(a, b)
+
+    def _fuzzy(self, a: NameNode, b: NameNode) -> Link | None:
+        """Close spellings; the band just below the threshold goes to the adjudicator."""
         score = similarity(a.key, b.key)
-        if score >= self._threshold and _tokens_align(a.tokens, b.tokens):
+        aligned = _tokens_align(a.tokens, b.tokens)
+        if score >= self._threshold and aligned:
             return Link(Tier.FUZZY, score)
-        return None
+        if _spelt_alike(a.tokens, b.tokens):
+            return Link(Tier.SOUND, score)
+        if score < self._threshold - UNCERTAIN_BAND or not aligned:
+            return None
+        verdict = self._adjudicator.same(a.key, b.key, label=a.label, score=score)
+        return Link(Tier.ADJUDICATED, score) if verdict else None
 
     def _person_match(self, a: NameNode, b: NameNode) -> bool:
         """A bare surname and its one full name, or two full names with the same surname."""
@@ -106,6 +165,16 @@ class PairRules:
         if a.surname != b.surname:
             return False
         return a.given == b.given or a.surname not in self._ambiguous
+
+
+def _same_long_name(a: NameNode, b: NameNode) -> bool:
+    return a.key == b.key and len(a.tokens) > 1
+
+
+def _surname_of(a: NameNode, b: NameNode) -> bool:
+    """One is a one-word name, the other a person's full name ending in it."""
+    bare, full = (a, b) if len(a.tokens) < len(b.tokens) else (b, a)
+    return len(bare.tokens) == 1 and bool(full.surname) and full.surname == bare.key
 
 
 def _digits(numbers: frozenset[str]) -> frozenset[str]:
