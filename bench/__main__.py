@@ -11,13 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import recovery, resolution, throughput
+from bench import recovery, resolution, sse, throughput
 from bench.common import BenchmarkSkipped
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "throughput": throughput.run,
     "recovery": recovery.run,
     "resolution": resolution.run,
+    "sse": sse.run,
 }
 RESULTS = Path(__file__).with_name("results.json")
 

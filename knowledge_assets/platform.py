@@ -87,7 +87,12 @@ class Platform:
             self._spawn("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], env)
         if "api" in self.services:
             self.api_token = ensure_api_token(self.settings)
-            api_env = dict(env, KNOWLEDGE_API_TOKEN=self.api_token.value)
+            api_env = dict(
+                env,
+                KNOWLEDGE_API_TOKEN=self.api_token.value,
+                KNOWLEDGE_API_HOST=self.settings.api_host,
+                KNOWLEDGE_API_PORT=str(self.settings.api_port),
+            )
             self._spawn("api", [sys.executable, "-m", "api"], api_env)
         if self.demo:
             self.drop_demo()
