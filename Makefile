@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-slow test-e2e lint bench clean
+.PHONY: install run test test-slow test-e2e browser lint bench clean
 
 install: $(STAMP)
 
@@ -24,11 +24,14 @@ test: install
 test-slow: install
 	$(BIN)/pytest -m slow --run-slow
 
-# The web page in headless Chromium; installs Debian's chromium package when no browser is found.
+# Debian's chromium for the web page's headless test (tests/service/test_page_e2e.py skips
+# without a browser); `make test-e2e` installs it when missing and runs that test.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-test-e2e: install
+browser:
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
-		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium)
+		($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
+
+test-e2e: install browser
 	$(BIN)/pytest tests/service/test_page_e2e.py
 
 lint: install

@@ -161,7 +161,7 @@ class ProgressBoard:
             if stage in self.finished:
                 done, total = (total, total) if total else (1, 1)
             filled = int(_BAR * done / total) if total else 0
-            count = f"{done}/{total}" if total and stage not in ("resolved_entities",) else ""
+            count = f"{done}/{total}" if total else ""
             mark = "done" if stage in self.finished else count
             rows.append(f"  {stage:<18} [{'#' * filled}{'.' * (_BAR - filled)}] {mark}")
         return rows
