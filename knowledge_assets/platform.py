@@ -29,9 +29,16 @@ class PlatformError(RuntimeError):
 class Platform:
     """Starts every process of the platform and stops all of them on Ctrl-C or SIGTERM."""
 
-    def __init__(self, settings: Settings, *, demo: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        demo: bool = False,
+        services: tuple[str, ...] = ("webserver", "daemon"),
+    ) -> None:
         self.settings = settings
         self.demo = demo
+        self.services = services
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self._stopping = False
 
@@ -67,13 +74,15 @@ class Platform:
         env = self.prepare()
         bin_dir = Path(sys.executable).parent
         workspace = str(PROJECT_ROOT / "workspace.yaml")
-        self._spawn(
-            "webserver",
-            [str(bin_dir / "dagster-webserver"), "-h", self.settings.ui_host,
-             "-p", str(self.settings.ui_port), "-w", workspace],
-            env,
-        )  # fmt: skip
-        self._spawn("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], env)
+        if "webserver" in self.services:
+            self._spawn(
+                "webserver",
+                [str(bin_dir / "dagster-webserver"), "-h", self.settings.ui_host,
+                 "-p", str(self.settings.ui_port), "-w", workspace],
+                env,
+            )  # fmt: skip
+        if "daemon" in self.services:
+            self._spawn("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], env)
         if self.demo:
             self.drop_demo()
 

@@ -111,6 +111,15 @@ class BatchStorage:
         """The batch's documents as submitted, read back from blob storage."""
         return [DocumentInput(name=e.name, data=self.read_blob(e.blob)) for e in manifest.documents]
 
+    def batch_ids_newest_first(self) -> list[str]:
+        """Every staged batch, most recently staged first."""
+        folder = self.root / "batches"
+        if not folder.is_dir():
+            return []
+        paths = [p for p in folder.glob("*.json") if BATCH_ID.match(p.stem)]
+        paths.sort(key=lambda p: (p.stat().st_mtime, p.stem), reverse=True)
+        return [p.stem for p in paths]
+
     def manifest_path(self, batch_id: str) -> Path:
         """Where a batch's manifest lives; refuses ids that are not batch ids."""
         if not BATCH_ID.match(batch_id):

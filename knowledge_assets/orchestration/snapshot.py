@@ -1,0 +1,160 @@
+"""A batch's ``BatchStatus`` assembled from Dagster's records, its manifest and the graph store."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+from dagster._core.events import DagsterEventType
+from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+from dagster._core.storage.tags import WILL_RETRY_TAG
+
+from knowledge_assets.db.tables import quarantine
+from knowledge_assets.orchestration.progress import parse_progress
+from knowledge_assets.orchestration.state import (
+    STAGES,
+    BatchStatus,
+    DocumentStatus,
+    RunView,
+    StageProgress,
+    derive_state,
+)
+from knowledge_assets.pipeline.batches import BatchManifest
+
+INTERRUPTED_TAG = "knowledge/interrupted"
+_FAILURE_EVENTS = {DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE}
+_PROGRESS_LOOKBACK = 200
+
+
+def batch_status(
+    instance: dg.DagsterInstance,
+    engine: sa.Engine,
+    manifest: BatchManifest,
+    runs: Sequence[DagsterRun],
+) -> BatchStatus:
+    """Everything ``poll`` answers about one batch; ``runs`` oldest first."""
+    views = [run_view(instance, run) for run in runs]
+    derived = derive_state(views)
+    metadata = {
+        stage: _materialization_metadata(instance, stage, manifest.batch_id) for stage in STAGES
+    }
+    live = _live_progress(instance, runs[-1].run_id) if runs else None
+    return BatchStatus(
+        batch_id=manifest.batch_id,
+        state=derived.state,
+        stage=derived.stage,
+        progress=_progress(manifest, metadata, live),
+        error=derived.error,
+        failed_stage=derived.failed_stage,
+        last_successful_stage=derived.last_successful_stage,
+        runs=[run.run_id for run in runs],
+        documents=_documents(engine, manifest),
+    )
+
+
+def run_view(instance: dg.DagsterInstance, run: DagsterRun) -> RunView:
+    """The parts of a run the state machine reads."""
+    steps = {
+        stats.step_key: stats.status.value.lower()
+        for stats in instance.get_run_step_stats(run.run_id)
+        if stats.status is not None
+    }
+    error = _error(instance, run) if run.status == DagsterRunStatus.FAILURE else None
+    return RunView(
+        run_id=run.run_id,
+        status=run.status.value,
+        steps=steps,
+        will_retry=run.tags.get(WILL_RETRY_TAG) == "true",
+        error=error,
+        interrupted=run.tags.get(INTERRUPTED_TAG) == "true",
+    )
+
+
+def _error(instance: dg.DagsterInstance, run: DagsterRun) -> str | None:
+    records = instance.get_records_for_run(run.run_id, of_type=_FAILURE_EVENTS).records
+    for record in reversed(records):
+        event = record.event_log_entry.dagster_event
+        if event is None:
+            continue
+        if event.event_type == DagsterEventType.STEP_FAILURE and event.step_failure_data:
+            error = event.step_failure_data.error
+            return f"{event.step_key}: {error.message.strip()}" if error else event.message
+        return event.message or record.event_log_entry.user_message
+    return None
+
+
+def _materialization_metadata(
+    instance: dg.DagsterInstance, stage: str, batch_id: str
+) -> Mapping[str, Any]:
+    result = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(stage), asset_partitions=[batch_id]), limit=1
+    )
+    if not result.records:
+        return {}
+    materialization = result.records[0].asset_materialization
+    if materialization is None:
+        return {}
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
+def _live_progress(instance: dg.DagsterInstance, run_id: str) -> dict[str, Any] | None:
+    records = instance.get_records_for_run(
+        run_id, ascending=False, limit=_PROGRESS_LOOKBACK
+    ).records
+    for record in records:
+        payload = parse_progress(record.event_log_entry.user_message)
+        if payload is not None:
+            return payload
+    return None
+
+
+def _progress(
+    manifest: BatchManifest,
+    metadata: Mapping[str, Mapping[str, Any]],
+    live: Mapping[str, Any] | None,
+) -> StageProgress:
+    extracted = metadata["extractions"]
+    chunks_total = int(metadata["chunks"].get("chunks", 0))
+    if extracted:
+        done, reused = int(extracted.get("chunks", 0)), int(extracted.get("cache_hits", 0))
+    elif live is not None and live.get("stage") == "extractions":
+        done, reused = int(live["done"]), int(live.get("reused", 0))
+        chunks_total = chunks_total or int(live["total"])
+    else:
+        done, reused = 0, 0
+    graph = metadata["validated_graph"] or metadata["resolved_entities"]
+    return StageProgress(
+        documents=len(manifest.documents),
+        rejected=len(manifest.rejections),
+        chunks_total=chunks_total,
+        chunks_done=done,
+        chunks_reused=reused,
+        entities=int(graph.get("entities", 0)),
+        relations=int(graph.get("relations", 0)),
+        quarantined=int(metadata["validated_graph"].get("quarantined", 0)),
+    )
+
+
+def _documents(engine: sa.Engine, manifest: BatchManifest) -> list[DocumentStatus]:
+    statuses = [DocumentStatus(name=e.name, status="accepted") for e in manifest.documents]
+    held = _quarantined_documents(engine, manifest.batch_id)
+    statuses = [
+        DocumentStatus(name=s.name, status="quarantined", reason=held[s.name])
+        if s.name in held
+        else s
+        for s in statuses
+    ]
+    statuses += [
+        DocumentStatus(name=r.name, status="refused", reason=r.reason) for r in manifest.rejections
+    ]
+    return sorted(statuses, key=lambda s: s.name)
+
+
+def _quarantined_documents(engine: sa.Engine, batch_id: str) -> dict[str, str]:
+    query = sa.select(quarantine.c.subject, quarantine.c.reason).where(
+        quarantine.c.batch_id == batch_id, quarantine.c.kind == "document"
+    )
+    with engine.connect() as connection:
+        return {subject: reason for subject, reason in connection.execute(query)}

@@ -1,0 +1,103 @@
+"""Platform processes that tests start, kill and stop by their own ids."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from knowledge_assets.settings import Settings
+from tests.conftest import PROJECT_ROOT
+
+
+class DagsterDaemon:
+    """A real ``dagster-daemon run`` for the test's instance, in its own session."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = settings.home / "logs" / "daemon.log"
+
+    def start(self) -> DagsterDaemon:
+        """Start the daemon with the environment of this test (home, database, DAGSTER_HOME)."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, DAGSTER_HOME=str(self.settings.dagster_home))
+        daemon = Path(sys.executable).parent / "dagster-daemon"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(daemon), "run", "-w", str(PROJECT_ROOT / "workspace.yaml")],
+                env=env,
+                cwd=PROJECT_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def descendants(self) -> list[psutil.Process]:
+        """Every live process the daemon started (code servers, run workers, step processes)."""
+        if self.process is None:
+            return []
+        try:
+            return psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def kill_all(self) -> None:
+        """kill -9 the daemon and everything it started, as a host crash would."""
+        if self.process is None:
+            return
+        victims = [*self.descendants()]
+        os.killpg(self.process.pid, signal.SIGKILL)
+        for victim in victims:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                victim.kill()
+        self.process.wait()
+        psutil.wait_procs(victims, timeout=10)
+
+    def stop(self) -> None:
+        """Stop the daemon and its children; kill what does not stop in 15 s."""
+        if self.process is None or self.process.poll() is not None:
+            self._reap_orphans()
+            return
+        victims = self.descendants()
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        _, alive = psutil.wait_procs(victims, timeout=10)
+        for process in alive:
+            process.kill()
+        self._reap_orphans()
+
+    def _reap_orphans(self) -> None:
+        # Run workers may outlive a killed daemon in a new session: find them by our home.
+        home = str(self.settings.home)
+        for process in psutil.process_iter(["environ"]):
+            try:
+                environ = process.info.get("environ") or {}
+            except psutil.Error:
+                continue
+            if environ.get("KNOWLEDGE_HOME") == home and process.pid != os.getpid():
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.kill()
+
+
+def wait_until(predicate: object, timeout: float, every: float = 0.2) -> object:
+    """Poll ``predicate`` until it returns something truthy; fail the test at the deadline."""
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout:.0f} s")
