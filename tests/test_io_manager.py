@@ -10,7 +10,7 @@ from knowledge_assets.io_managers import PydanticJsonIOManager
 from knowledge_assets.pipeline.models import Span
 
 
-def _contexts(tmp_path: Path) -> tuple[dg.OutputContext, dg.InputContext]:
+def _contexts() -> tuple[dg.OutputContext, dg.InputContext]:
     output = dg.build_output_context(asset_key=dg.AssetKey("spans"), partition_key="b1")
     loaded = dg.build_input_context(
         asset_key=dg.AssetKey("spans"), partition_key="b1", upstream_output=output
@@ -20,7 +20,7 @@ def _contexts(tmp_path: Path) -> tuple[dg.OutputContext, dg.InputContext]:
 
 def test_round_trip_and_the_file_is_one_json_document(tmp_path: Path) -> None:
     manager = PydanticJsonIOManager(base_path=str(tmp_path))
-    output, loaded = _contexts(tmp_path)
+    output, loaded = _contexts()
     span = Span(start=3, end=7)
     manager.handle_output(output, span)
     (written,) = tmp_path.rglob("*.json")
@@ -31,7 +31,7 @@ def test_round_trip_and_the_file_is_one_json_document(tmp_path: Path) -> None:
 
 def test_a_file_written_by_json_dump_loads(tmp_path: Path) -> None:
     manager = PydanticJsonIOManager(base_path=str(tmp_path))
-    output, loaded = _contexts(tmp_path)
+    _, loaded = _contexts()
     path = tmp_path / "spans" / "b1.json"
     path.parent.mkdir(parents=True)
     document = {"model": "knowledge_assets.pipeline.models:Span", "data": {"start": 1, "end": 2}}
@@ -41,7 +41,7 @@ def test_a_file_written_by_json_dump_loads(tmp_path: Path) -> None:
 
 def test_a_foreign_model_is_refused(tmp_path: Path) -> None:
     manager = PydanticJsonIOManager(base_path=str(tmp_path))
-    output, loaded = _contexts(tmp_path)
+    _, loaded = _contexts()
     path = tmp_path / "spans" / "b1.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"model": "os:system", "data": {}}), encoding="utf-8")
