@@ -101,3 +101,74 @@ def wait_until(predicate: object, timeout: float, every: float = 0.2) -> object:
             return value
         time.sleep(every)
     raise AssertionError(f"condition not met within {timeout:.0f} s")
+
+
+class KnowledgeUp:
+    """``knowledge up`` as a user starts it (database, webserver, daemon), in its own session."""
+
+    def __init__(self, settings: Settings, ui_port: int) -> None:
+        self.settings = settings
+        self.ui_port = ui_port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> KnowledgeUp:
+        """Start the platform with this test's environment."""
+        log_dir = self.settings.home / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, KNOWLEDGE_UI_PORT=str(self.ui_port))
+        with (log_dir / "up.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "knowledge_assets.cli", "up"],
+                env=env,
+                cwd=PROJECT_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def tree(self) -> list[psutil.Process]:
+        """``knowledge up`` and every process below it."""
+        if self.process is None:
+            return []
+        try:
+            root = psutil.Process(self.process.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def kill_all(self) -> list[str]:
+        """kill -9 every platform process at once; return their names."""
+        victims = self.tree()
+        names = [_name(p) for p in victims]
+        for victim in victims:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                victim.kill()
+        psutil.wait_procs(victims, timeout=10)
+        if self.process is not None:
+            self.process.wait()
+        return names
+
+    def stop(self) -> None:
+        """SIGTERM (knowledge up stops its children), then make sure nothing is left."""
+        if self.process is None:
+            return
+        victims = self.tree()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        _, alive = psutil.wait_procs(victims, timeout=20)
+        for process in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+
+
+def _name(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())[:300]
+    except psutil.Error:
+        return str(process.pid)

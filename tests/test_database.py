@@ -39,7 +39,17 @@ def test_migrating_twice_changes_nothing(database_url: str) -> None:
     ensure_migrated(engine)
     with engine.connect() as connection:
         version = connection.execute(sa.text("SELECT version_num FROM knowledge.alembic_version"))
-        assert [row[0] for row in version] == ["0002"]
+        assert [row[0] for row in version] == [_head()]
+
+
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    from knowledge_assets.db.migrate import _MIGRATIONS
+
+    heads = ScriptDirectory(str(_MIGRATIONS)).get_heads()
+    assert len(heads) == 1, f"migrations must form one chain, found heads {heads}"
+    return heads[0]
 
 
 def test_table_definitions_match_the_migrated_schema(database_url: str) -> None:

@@ -1,4 +1,4 @@
-"""The batch job's executor: steps in the run worker's process, retries kept, one model load."""
+"""The batch job's executor: every step in the run worker's process, one model load."""
 
 import dagster as dg
 
@@ -14,44 +14,9 @@ from knowledge_assets.pipeline.ontology import load_ontology
 from knowledge_assets.resources import _extractor
 from knowledge_assets.settings import Settings
 
-_ATTEMPTS: list[int] = []
-
-
-@dg.asset
-def flaky() -> int:
-    """Fails on its first attempt, like a step hit by a transient error."""
-    _ATTEMPTS.append(len(_ATTEMPTS))
-    if len(_ATTEMPTS) == 1:
-        raise ConnectionError("transient")
-    return len(_ATTEMPTS)
-
-
-def flaky_job() -> dg.JobDefinition:
-    """A job built with extract_batch's executor and retry policy (reconstructable: top level)."""
-    job = dg.define_asset_job(
-        "flaky_job",
-        selection=[flaky],
-        executor_def=extract_batch.executor_def,
-        op_retry_policy=extract_batch.op_retry_policy,
-    )
-    return dg.Definitions(assets=[flaky], jobs=[job]).resolve_job_def("flaky_job")
-
 
 def test_extract_batch_runs_steps_in_process() -> None:
     assert extract_batch.executor_def is dg.in_process_executor
-    assert extract_batch.op_retry_policy is not None
-    assert extract_batch.op_retry_policy.max_retries >= 1
-
-
-def test_op_retries_work_with_the_in_process_executor(
-    dagster_instance: dg.DagsterInstance,
-) -> None:
-    _ATTEMPTS.clear()
-    result = dg.execute_job(dg.reconstructable(flaky_job), instance=dagster_instance)
-    assert result.success
-    assert len(_ATTEMPTS) == 2
-    restarted = result.filter_events(lambda e: e.event_type_value == "STEP_RESTARTED")
-    assert len(restarted) == 1
 
 
 def _stage(settings: Settings, instance: dg.DagsterInstance, names: list[str]) -> str:

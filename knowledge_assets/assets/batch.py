@@ -14,6 +14,9 @@ from knowledge_assets.assets.checks import (
     span_check,
     violation_check,
 )
+from knowledge_assets.failpoints import failpoint
+from knowledge_assets.orchestration.fencing import RunFence
+from knowledge_assets.orchestration.progress import format_progress
 from knowledge_assets.partitions import batch_partitions
 from knowledge_assets.pipeline import stages
 from knowledge_assets.pipeline.cache import CachedExtraction, ExtractionCache
@@ -43,6 +46,7 @@ class IngestSummary(Frozen):
 @dg.asset(kinds={"python"}, **_COMMON)
 def documents(context: dg.AssetExecutionContext, knowledge: KnowledgeResource) -> dg.Output:
     """The batch's accepted documents (one row = one decoded document) and the refused ones."""
+    failpoint("documents.start")
     storage = knowledge.batches()
     manifest = storage.manifest(context.partition_key)
     settings = knowledge.settings()
@@ -51,6 +55,7 @@ def documents(context: dg.AssetExecutionContext, knowledge: KnowledgeResource) -
         max_bytes=settings.max_document_bytes,
         refused=manifest.rejections,
     )
+    failpoint("documents.end")
     return dg.Output(
         prepared,
         metadata={
@@ -64,7 +69,9 @@ def documents(context: dg.AssetExecutionContext, knowledge: KnowledgeResource) -
 @dg.asset(kinds={"python"}, **_COMMON)
 def chunks(knowledge: KnowledgeResource, documents: stages.PreparedDocuments) -> dg.Output:
     """Sentence-aligned chunks (one row = one chunk with exact offsets into its document)."""
+    failpoint("chunks.start")
     chunk_set = stages.chunk(documents, max_chars=knowledge.settings().chunk_max_chars)
+    failpoint("chunks.end")
     return dg.Output(chunk_set, metadata={"chunks": len(chunk_set.chunks)})
 
 
@@ -73,16 +80,21 @@ def extractions(
     context: dg.AssetExecutionContext, knowledge: KnowledgeResource, chunks: stages.ChunkSet
 ) -> dg.Output:
     """Mentions and relations per chunk, served from the per-chunk cache or the extractor."""
+    failpoint("extractions.start")
     extraction = CachedExtraction(ExtractionCache(knowledge.engine()), knowledge.extractor())
     last = [0.0]
 
     def progress(done: int, total: int) -> None:
+        failpoint("extractions.chunk")
         now = time.monotonic()
         if done == total or now - last[0] >= PROGRESS_EVERY_S:
             last[0] = now
-            context.log.info(f"progress: chunk {done} of {total}")
+            context.log.info(
+                format_progress("extractions", done, total, extraction.stats.cache_hits)
+            )
 
     result = stages.extract(chunks, extraction, progress)
+    failpoint("extractions.end")
     mentions = sum(len(r.extraction.mentions) for r in result.results if r.extraction)
     relations = sum(len(r.extraction.relations) for r in result.results if r.extraction)
     return dg.Output(
@@ -112,6 +124,7 @@ def resolved_entities(
     extractions: stages.Extractions,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Entities of the batch after in-batch resolution (one row = one entity with its mentions)."""
+    failpoint("resolved_entities.start")
     graph = stages.resolve(
         context.partition_key,
         documents,
@@ -120,6 +133,7 @@ def resolved_entities(
         knowledge.ontology(),
         threshold=knowledge.settings().resolution_threshold,
     )
+    failpoint("resolved_entities.end")
     yield dg.Output(
         graph,
         metadata={
@@ -144,6 +158,7 @@ def validated_graph(
     knowledge: KnowledgeResource, resolved_entities: ResolvedGraph
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Facts that passed the ontology's SHACL shapes; the rest quarantined with the reason."""
+    failpoint("validated_graph.start")
     settings = knowledge.settings()
     shapes = None
     if settings.shapes:
@@ -151,6 +166,7 @@ def validated_graph(
 
         shapes = load_shapes(settings.shapes)
     graph = stages.validate(resolved_entities, knowledge.ontology(), shapes)
+    failpoint("validated_graph.end")
     yield dg.Output(
         graph,
         metadata={
@@ -172,9 +188,12 @@ def ingested_graph(
     validated_graph: ValidatedGraph,
 ) -> dg.Output:
     """The batch upserted into the graph store (rows gained per table; zero on a re-run)."""
+    failpoint("ingested_graph.start")
+    fence = RunFence(context.instance, context.run_id, context.partition_key)
     report: IngestReport = stages.ingest(
-        knowledge.store(), context.partition_key, documents, validated_graph
+        knowledge.store(), context.partition_key, documents, validated_graph, fence
     )
+    failpoint("ingested_graph.end")
     summary = IngestSummary(
         batch_id=context.partition_key,
         inserted=report.inserted,

@@ -50,6 +50,16 @@ class EmbeddedPostgres:
             _log.debug("embedded PostgreSQL ready in %s", self.pgdata)
         return to_sqlalchemy_url(self._server.get_uri())
 
+    def restart(self) -> None:
+        """Restart the running server in place (``pg_ctl restart -m fast``).
+
+        Every connection is cut; the data and the socket stay. For resilience tests and operators.
+        """
+        if self._server is None:
+            raise EmbeddedPostgresError("the embedded PostgreSQL is not started by this process")
+        pg_ctl = _pgserver()._commands.pg_ctl  # generated at import time, invisible to mypy
+        pg_ctl(["-m", "fast", "-w", "restart"], pgdata=self.pgdata, user=self._server.system_user)
+
     def stop(self) -> None:
         """Release this process's handle; the server stops when no process holds one."""
         if self._server is not None:

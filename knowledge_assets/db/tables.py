@@ -100,6 +100,17 @@ extraction_cache = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
 )
 
+# A chunk's key is marked here before it is sent to the extractor and cleared when its result is
+# cached: a count that survives crashes tells a poison chunk from one that was merely in flight.
+extraction_attempts = sa.Table(
+    "extraction_attempts",
+    metadata,
+    _text("key", key=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+)
+
 GRAPH_TABLES = (
     documents,
     batch_documents,

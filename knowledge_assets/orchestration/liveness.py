@@ -26,7 +26,8 @@ def run_worker_pid(instance: dg.DagsterInstance, run_id: str) -> tuple[int, floa
     for record in records:
         entry = record.event_log_entry
         event = entry.dagster_event
-        if event is None or not (entry.user_message or "").startswith(_PID_EVENT_PREFIX):
+        text = (event.message if event else None) or entry.user_message or ""
+        if event is None or _PID_EVENT_PREFIX not in text:
             continue
         pid = event.engine_event_data.metadata.get("pid") if event.engine_event_data else None
         if pid is not None:

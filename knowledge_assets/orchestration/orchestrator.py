@@ -25,7 +25,7 @@ from knowledge_assets.db.engine import get_engine
 from knowledge_assets.orchestration.instance import open_instance
 from knowledge_assets.orchestration.liveness import run_worker_pid, worker_alive
 from knowledge_assets.orchestration.snapshot import INTERRUPTED_TAG, batch_status
-from knowledge_assets.orchestration.state import BatchState, BatchStatus
+from knowledge_assets.orchestration.state import BatchState, BatchStatus, check_transition
 from knowledge_assets.orchestration.workspace import JOB, Workspace
 from knowledge_assets.partitions import BATCHES
 from knowledge_assets.pipeline.batches import BatchStorage, UnknownBatchError
@@ -103,10 +103,14 @@ class Orchestrator:
         return self.wait(batch_id, timeout_s, poll_s)
 
     def wait(self, batch_id: str, timeout_s: float = 600.0, poll_s: float = 0.5) -> BatchStatus:
-        """Block until the batch is Complete or Failed."""
+        """Block until the batch is Complete or Failed; every observed move must be legal."""
         deadline = time.monotonic() + timeout_s
+        seen: BatchState | None = None
         while True:
             status = self.poll(batch_id)
+            if seen is not None:
+                check_transition(seen, status.state)
+            seen = status.state
             if status.state.terminal:
                 return status
             if time.monotonic() > deadline:
@@ -161,6 +165,19 @@ class Orchestrator:
             latest = self._latest(batch_id)
             if latest is not None and latest.run_id == run.run_id:
                 self._submit_retry(run)
+        return self.poll(batch_id)
+
+    def rerun(self, batch_id: str) -> BatchStatus:
+        """Materialise every stage of a batch again (cache hits only; writes nothing new).
+
+        For operators who want to prove a batch is settled, or re-check it after a code fix.
+        A batch with an active run is left alone.
+        """
+        self.storage.manifest(batch_id)
+        with self._batch_lock(batch_id):
+            latest = self._latest(batch_id)
+            if latest is None or latest.status not in _ACTIVE:
+                self._submit_new_run(batch_id)
         return self.poll(batch_id)
 
     # -- internals --------------------------------------------------------------------------

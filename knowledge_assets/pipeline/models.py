@@ -143,6 +143,9 @@ class ChunkResult(Frozen):
     extraction: ChunkExtraction | None = None
     error: str | None = None
     from_cache: bool = False
+    poisoned: bool = Field(
+        default=False, description="Failed on every attempt: its document is quarantined."
+    )
 
 
 class Evidence(Frozen):

@@ -32,7 +32,7 @@ from knowledge_assets.pipeline.models import (
 )
 from knowledge_assets.pipeline.ontology import Ontology
 from knowledge_assets.pipeline.resolution.in_batch import resolve_entities
-from knowledge_assets.pipeline.store import GraphStore, IngestReport
+from knowledge_assets.pipeline.store import Fence, GraphStore, IngestReport
 from knowledge_assets.pipeline.validation import validate_graph
 
 ProgressCallback = Callable[[int, int], None]
@@ -137,10 +137,14 @@ def validate(
 
 
 def ingest(
-    store: GraphStore, batch_id: str, prepared: PreparedDocuments, graph: ValidatedGraph
+    store: GraphStore,
+    batch_id: str,
+    prepared: PreparedDocuments,
+    graph: ValidatedGraph,
+    fence: Fence | None = None,
 ) -> IngestReport:
-    """Idempotent upsert into the graph store."""
-    return store.ingest(batch_id, prepared.documents, graph)
+    """Idempotent upsert into the graph store, committed only if ``fence`` allows it."""
+    return store.ingest(batch_id, prepared.documents, graph, fence)
 
 
 PlacedRelation = tuple[str, str, str | None, str | None, Evidence]
@@ -161,9 +165,12 @@ def _place(
     info = extractions.extractor
     mentions: dict[str, Mention] = {}
     relations: list[PlacedRelation] = []
-    quarantined: list[Quarantined] = []
+    poison = _poison_documents(batch_id, prepared, by_chunk, extractions)
+    quarantined: list[Quarantined] = list(poison.values())
     for result in extractions.results:
         chunk_ = by_chunk[result.chunk_id]
+        if chunk_.document_id in poison:
+            continue  # the whole document is held back, not just the chunk that failed
         if result.extraction is None:
             quarantined.append(_chunk_failure(batch_id, chunk_, result.error or "unknown error"))
             continue
@@ -186,6 +193,25 @@ def _place(
         relations=tuple(relations),
         quarantined=tuple(quarantined),
     )
+
+
+def _poison_documents(
+    batch_id: str, prepared: PreparedDocuments, by_chunk: dict[str, Chunk], extractions: Extractions
+) -> dict[str, Quarantined]:
+    names = {d.id: d.name for d in prepared.documents}
+    held: dict[str, Quarantined] = {}
+    for result in extractions.results:
+        document_id = by_chunk[result.chunk_id].document_id
+        if result.poisoned and document_id not in held:
+            held[document_id] = Quarantined(
+                id=stable_id("q", batch_id, "document", names[document_id], "poison"),
+                batch_id=batch_id,
+                kind="document",
+                subject=names[document_id],
+                reason=f"extraction failed on every attempt: {result.error}",
+                detail={"code": "poison", "chunk_id": result.chunk_id},
+            )
+    return held
 
 
 def _evidence(batch_id: str, chunk_: Chunk, start: int, end: int, info: ExtractorInfo) -> Evidence:

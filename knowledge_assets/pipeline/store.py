@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from knowledge_assets.db import tables as t
+from knowledge_assets.failpoints import failpoint
 from knowledge_assets.pipeline.models import Document, ValidatedGraph
 
 
@@ -33,13 +34,24 @@ class GraphStore:
         self.engine = engine
 
     def ingest(
-        self, batch_id: str, documents: Sequence[Document], graph: ValidatedGraph
+        self,
+        batch_id: str,
+        documents: Sequence[Document],
+        graph: ValidatedGraph,
+        fence: Fence | None = None,
     ) -> IngestReport:
-        """Insert everything new in one transaction; rows that exist are left untouched."""
+        """Insert everything new in one transaction; rows that exist are left untouched.
+
+        A ``fence`` is checked inside the transaction before any write: a stale attempt (an
+        orphaned process of a run that was retried) raises ``StaleAttempt`` and writes nothing.
+        """
         report = IngestReport()
         with self.engine.begin() as connection:
+            if fence is not None:
+                fence.check(connection)
             for table, rows in _rows_for(batch_id, documents, graph):
                 report.inserted[table.name] = _insert_new(connection, table, rows)
+            failpoint("ingested_graph.commit")  # a crash here must leave no row behind
         return report
 
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
@@ -61,6 +73,21 @@ class GraphStore:
                 ).scalar_one()
                 for table in t.GRAPH_TABLES
             }
+
+
+class StaleAttempt(RuntimeError):
+    """A newer attempt owns this batch's writes; this one must not commit."""
+
+
+class Fence(Protocol):
+    """Decides, inside the writing transaction, whether this attempt may still write.
+
+    An implementation must hold whatever lock keeps its answer true until the transaction ends.
+    """
+
+    def check(self, connection: sa.Connection) -> None:
+        """Return if this attempt is current; raise ``StaleAttempt`` otherwise."""
+        ...
 
 
 def _comparable(value: Any) -> Any:

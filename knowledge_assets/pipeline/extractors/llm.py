@@ -133,6 +133,15 @@ class LLMExtractor:
         self._counts = {"calls": 0, "retries": 0, "rate_limited": 0}
         self._fatal: str | None = None
 
+    # Each call costs money and seconds: checkpoint every result (a database write is ~2 ms), and
+    # hand over enough chunks at a time to keep every concurrent slot busy.
+    checkpoint_every = 1
+
+    @property
+    def group_size(self) -> int:
+        """Chunks handed over per group by the caching layer."""
+        return max(8, 4 * self._settings.llm_concurrency)
+
     @property
     def info(self) -> ExtractorInfo:
         """Model name and a hash of all that shapes the answers: ontology, prompt, schema, model."""

@@ -1,0 +1,72 @@
+"""What the crash tests share: LLM settings, a reference graph, kill helpers."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from knowledge_assets.db.engine import engine_for
+from knowledge_assets.orchestration.liveness import run_worker_pid, worker_alive
+from knowledge_assets.orchestration.orchestrator import Orchestrator
+from knowledge_assets.pipeline.models import DocumentInput
+from knowledge_assets.pipeline.pipeline import ExtractionPipeline
+from knowledge_assets.pipeline.store import GraphStore
+from knowledge_assets.settings import Settings
+from tests.fakes.openai_server import FakeOpenAI
+from tests.processes import wait_until
+
+LLM_CONCURRENCY = 2
+
+
+def llm_environment(fake: FakeOpenAI) -> dict[str, str]:
+    """Settings that make extraction slow enough to crash in the middle of, and countable."""
+    return {
+        "KNOWLEDGE_EXTRACTOR": "llm",
+        "KNOWLEDGE_LLM_BASE_URL": fake.base_url,
+        "KNOWLEDGE_LLM_CONCURRENCY": str(LLM_CONCURRENCY),
+        "KNOWLEDGE_LLM_MAX_RETRIES": "2",
+        "KNOWLEDGE_CHUNK_MAX_CHARS": "200",
+    }
+
+
+def reference_snapshot(
+    settings: Settings, database_url: str, items: Sequence[DocumentInput]
+) -> dict[str, list[tuple[object, ...]]]:
+    """The graph the direct pipeline writes for ``items`` in a database of its own: no crash."""
+    reference = settings.model_copy(update={"database_url": database_url})
+    ExtractionPipeline(reference).run(items)
+    return GraphStore(engine_for(database_url)).snapshot()
+
+
+@dataclass
+class Kill:
+    """A kill -9 of a run worker, and which chunks had been sent to the LLM before it."""
+
+    run_id: str
+    pid: int
+    texts_before: set[str]
+    requests_before: int
+
+
+def kill_run_worker(orchestrator: Orchestrator, batch_id: str, fake: FakeOpenAI) -> Kill:
+    """SIGKILL the batch's current run worker, recording the LLM calls made so far."""
+    run_id = orchestrator.run_ids(batch_id)[-1]
+    pid, recorded_at = wait_until(lambda: run_worker_pid(orchestrator.instance, run_id), 60)  # type: ignore[misc]
+    assert worker_alive(pid, recorded_at)
+    requests = fake.requests
+    os.kill(pid, signal.SIGKILL)
+    return Kill(run_id, pid, {r.chunk_text for r in requests}, len(requests))
+
+
+def redone_calls(fake: FakeOpenAI, kill: Kill) -> int:
+    """Calls after the kill for chunks that had already been sent before it."""
+    return sum(
+        1 for r in fake.requests[kill.requests_before :] if r.chunk_text in kill.texts_before
+    )
+
+
+def extraction_underway(fake: FakeOpenAI, chunks: int, fraction: float = 0.3) -> bool:
+    """True once a fraction of the batch's chunks reached the LLM."""
+    return len(fake.requests) >= chunks * fraction

@@ -1,0 +1,114 @@
+"""Fencing: only the newest STARTED run of a batch commits graph writes, checked in PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+from dagster._core.storage.tags import PARTITION_NAME_TAG
+
+from knowledge_assets.db.engine import get_engine
+from knowledge_assets.orchestration.fencing import RunFence
+from knowledge_assets.pipeline import stages
+from knowledge_assets.pipeline.models import DocumentInput, ValidatedGraph
+from knowledge_assets.pipeline.store import GraphStore, StaleAttempt
+from knowledge_assets.settings import Settings
+from tests.processes import wait_until
+
+
+def a_run(instance: dg.DagsterInstance, batch_id: str) -> DagsterRun:
+    run = DagsterRun(
+        job_name="extract_batch",
+        run_id=str(uuid.uuid4()),
+        status=DagsterRunStatus.STARTED,
+        tags={PARTITION_NAME_TAG: batch_id},
+    )
+    return instance.add_run(run)
+
+
+def a_batch(name: str) -> tuple[stages.PreparedDocuments, ValidatedGraph]:
+    prepared = stages.prepare(
+        [DocumentInput(name=f"{name}.txt", data=f"A note about {name}.".encode())],
+        max_bytes=10_000,
+    )
+    graph = ValidatedGraph(batch_id=name, entities=(), mentions=(), relations=(), quarantined=())
+    return prepared, graph
+
+
+def ingest(store: GraphStore, name: str, fence: RunFence) -> int:
+    prepared, graph = a_batch(name)
+    return stages.ingest(store, name, prepared, graph, fence).total
+
+
+def test_the_dagster_columns_the_fence_reads_exist(
+    dagster_instance: dg.DagsterInstance, settings: Settings
+) -> None:
+    with get_engine(settings).connect() as connection:
+        columns = set(
+            connection.execute(
+                sa.text(
+                    "SELECT table_name || '.' || column_name FROM information_schema.columns "
+                    "WHERE table_schema = 'public' AND table_name IN ('runs', 'run_tags')"
+                )
+            ).scalars()
+        )
+    assert {"runs.id", "runs.run_id", "runs.status", "run_tags.run_id"} <= columns
+    assert {"run_tags.key", "run_tags.value"} <= columns
+
+
+def test_a_current_run_writes_and_a_failed_one_writes_nothing(
+    dagster_instance: dg.DagsterInstance, settings: Settings
+) -> None:
+    store = GraphStore(get_engine(settings))
+    run = a_run(dagster_instance, "b1")
+    assert ingest(store, "b1", RunFence(dagster_instance, run.run_id, "b1")) > 0
+
+    dagster_instance.report_run_failed(run)
+    before = store.counts()
+    with pytest.raises(StaleAttempt, match="FAILURE"):
+        ingest(store, "b1", RunFence(dagster_instance, run.run_id, "b1-late"))
+    assert store.counts() == before
+
+
+def test_a_newer_attempt_supersedes_a_run_that_still_thinks_it_is_started(
+    dagster_instance: dg.DagsterInstance, settings: Settings
+) -> None:
+    store = GraphStore(get_engine(settings))
+    old = a_run(dagster_instance, "b2")
+    new = a_run(dagster_instance, "b2")
+    before = store.counts()
+    with pytest.raises(StaleAttempt, match="superseded"):
+        ingest(store, "b2", RunFence(dagster_instance, old.run_id, "b2"))
+    assert store.counts() == before
+    assert ingest(store, "b2", RunFence(dagster_instance, new.run_id, "b2")) > 0
+
+
+def test_the_run_cannot_be_failed_while_its_fenced_write_is_committing(
+    dagster_instance: dg.DagsterInstance, settings: Settings
+) -> None:
+    engine = get_engine(settings)
+    run = a_run(dagster_instance, "b3")
+    fence = RunFence(dagster_instance, run.run_id, "b3")
+    failing = threading.Thread(target=dagster_instance.report_run_failed, args=(run,))
+    with engine.begin() as connection:
+        fence.check(connection)
+        failing.start()
+        wait_until(lambda: _waiting_on_a_lock(engine), 30)
+        status = dagster_instance.get_run_by_id(run.run_id)
+        assert status is not None and status.status == DagsterRunStatus.STARTED
+    failing.join(timeout=30)
+    failed = dagster_instance.get_run_by_id(run.run_id)
+    assert failed is not None and failed.status == DagsterRunStatus.FAILURE
+
+
+def _waiting_on_a_lock(engine: sa.Engine) -> bool:
+    query = sa.text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    with engine.connect() as connection:
+        return bool(connection.execute(query).scalar_one())
