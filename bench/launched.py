@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import psutil
 
 from knowledge_assets.db.admin import create_database, drop_database
@@ -52,6 +53,7 @@ class LaunchedRun:
     seconds: float
     peak_rss_mb: float
     state: str
+    phases: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -120,9 +122,32 @@ def run_launched(admin_url: str, items: Sequence[DocumentInput]) -> LaunchedRun:
             # Polled gently (polling competes for the two cores); the end is read from the record.
             status = orchestrator.wait(batch_id, timeout_s=1800, poll_s=0.5)
         (run_id,) = orchestrator.run_ids(batch_id)
-        record = orchestrator.instance.get_run_record_by_id(run_id)
-        ended = record.end_time if record is not None and record.end_time else time.time()
-        return LaunchedRun(ended - began, peak.mb, str(status.state))
+        phases = _phases(orchestrator.instance, run_id, began)
+        return LaunchedRun(phases["total"], peak.mb, str(status.state), phases)
+
+
+_PHASE_EVENTS = {
+    "submit": "PIPELINE_ENQUEUED",
+    "queue": "PIPELINE_STARTING",
+    "worker_start": "PIPELINE_START",
+    "steps": "PIPELINE_SUCCESS",
+}
+
+
+def _phases(instance: dg.DagsterInstance, run_id: str, began: float) -> dict[str, float]:
+    """Seconds from one run event to the next: where the launched side spends its time."""
+    stamps = {
+        record.event_log_entry.dagster_event.event_type_value: record.timestamp
+        for record in instance.get_records_for_run(run_id, limit=100000).records
+        if record.event_log_entry.dagster_event is not None
+    }
+    phases, previous = {}, began
+    for phase, event in _PHASE_EVENTS.items():
+        stamp = stamps.get(event, previous)
+        phases[phase] = round(stamp - previous, 3)
+        previous = stamp
+    phases["total"] = previous - began
+    return phases
 
 
 @contextmanager

@@ -56,5 +56,15 @@ def _size(admin: str, size: int, pairs: int) -> dict[str, Any]:
         f"ratio_{n}": round(statistics.median(ratios), 3),
         f"target_{n}": f"<= {TARGETS.get(n, 1.10)}",
         f"ratio_vs_warm_direct_{n}": round(statistics.median(warm), 3),
+        f"launched_phases_s_{n}": _median_phases(launched),
+        f"direct_start_s_{n}": round(
+            statistics.median(d.seconds - d.run_seconds for d in direct), 2
+        ),
         f"load_avg_1m_{n}": [round(x, 2) for x in loads],
     }
+
+
+def _median_phases(launched: list[LaunchedRun]) -> dict[str, float]:
+    """Median seconds per phase: submit, queue, worker start, steps."""
+    names = [k for k in launched[0].phases if k != "total"]
+    return {k: round(statistics.median(r.phases[k] for r in launched), 2) for k in names}
