@@ -129,3 +129,12 @@ def test_unsupported_files_are_refused_by_name(
     assert result.documents == 1
     assert [r["name"] for r in result.rejections] == ["report"]
     assert ".txt" in result.rejections[0]["reason"]
+
+
+def test_documents_sharing_a_chunk_text_run_in_one_batch(pipeline: ExtractionPipeline) -> None:
+    # Two chunks with one text share a cache key (ecbplus-dev has such duplicates).
+    text = b"Ada Lovelace wrote notes in London."
+    docs = [DocumentInput(name="a.txt", data=text), DocumentInput(name="b.txt", data=text + b" ")]
+    result = pipeline.run(docs)
+    assert result.documents == 2
+    assert pipeline.run(docs).extractor_calls == 0

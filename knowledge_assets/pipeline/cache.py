@@ -85,7 +85,9 @@ class ExtractionCache:
         """Count one more attempt for each key, before its chunk goes to the extractor."""
         if not keys:
             return
-        statement = insert(extraction_attempts).values([{"key": k, "attempts": 1} for k in keys])
+        # Chunks with the same text share a key; PostgreSQL refuses to upsert one row twice.
+        unique = dict.fromkeys(keys)
+        statement = insert(extraction_attempts).values([{"key": k, "attempts": 1} for k in unique])
         statement = statement.on_conflict_do_update(
             index_elements=[extraction_attempts.c.key],
             set_={"attempts": extraction_attempts.c.attempts + 1, "updated_at": sa.func.now()},
