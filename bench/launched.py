@@ -105,8 +105,10 @@ def run_direct(admin_url: str, paths: Sequence[Path]) -> DirectRun:
         env = dict(os.environ, KNOWLEDGE_HOME=home, KNOWLEDGE_DATABASE_URL=url)
         argv = [sys.executable, "-c", _DIRECT, json.dumps([str(p) for p in paths])]
         began = time.perf_counter()
-        done = subprocess.run(argv, env=env, check=True, capture_output=True, text=True)
+        done = subprocess.run(argv, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - began
+    if done.returncode != 0:
+        raise RuntimeError(f"direct pipeline failed ({done.returncode}): {done.stderr[-3000:]}")
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     peak = round(figures["peak_rss_kb"] / 1024, 1)
     return DirectRun(seconds, figures["run_s"], figures["chunks"], figures["stages"], peak)

@@ -41,6 +41,8 @@ def _size(admin: str, size: int, pairs: int) -> dict[str, Any]:
         direct.append(run_direct(admin, paths))
         launched.append(run_launched(admin, items))
         loads.append(os.getloadavg()[0])
+        print(f"overhead {size}: direct {direct[-1].seconds:.2f} s, launched "
+              f"{launched[-1].seconds:.2f} s, load {loads[-1]:.2f}", flush=True)  # fmt: skip
     bad = [r.state for r in launched if r.state != "complete"]
     if bad:
         raise RuntimeError(f"launched runs did not complete: {bad}")
