@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -11,11 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import recovery, resolution, sse, throughput
+from bench import llm, memory, overhead, recovery, resolution, sse, throughput
 from bench.common import BenchmarkSkipped
 
+# Order matters: ``memory`` reuses the trials ``overhead`` ran before it in the same command.
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "throughput": throughput.run,
+    "llm": llm.run,
+    "overhead": overhead.run,
+    "memory": memory.run,
     "recovery": recovery.run,
     "resolution": resolution.run,
     "sse": sse.run,
@@ -34,22 +39,38 @@ def main() -> int:
         "command": "make bench" + (f" ONLY={args.only}" if args.only else ""),
         "benchmarks": {},
     }
+    began = time.monotonic()
+    results["load_avg_1m_before"] = round(os.getloadavg()[0], 2)
     for name in chosen:
+        started = time.monotonic()
         try:
             figures = BENCHMARKS[name]()
         except BenchmarkSkipped as exc:
             figures = {"benchmark": name, "skipped": str(exc)}
+        figures["elapsed_s"] = round(time.monotonic() - started, 1)
         results["benchmarks"][name] = figures
         _print_table(figures)
-        print(json.dumps(figures, sort_keys=True))
+        print(json.dumps(figures, sort_keys=True), flush=True)
+    results["elapsed_s"] = round(time.monotonic() - began, 1)
+    results["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
+    _print_summary(results)
     RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return 0
 
 
 def _cores() -> int:
-    import os
-
     return len(os.sched_getaffinity(0))
+
+
+def _print_summary(results: dict[str, Any]) -> None:
+    """One line per benchmark: its target and whether it was met (or why it was skipped)."""
+    print(f"\nsummary ({results['machine']}, {results['elapsed_s']} s):")
+    for name, figures in results["benchmarks"].items():
+        if "skipped" in figures:
+            print(f"  {name:<11} skipped: {figures['skipped']}")
+            continue
+        targets = {k: v for k, v in figures.items() if k.startswith("target")}
+        print(f"  {name:<11} met={figures.get('met')}  {targets}")
 
 
 def _print_table(figures: dict[str, Any]) -> None:

@@ -185,6 +185,8 @@ class FakeOpenAI:
 class _Server(ThreadingHTTPServer):
     # Non-daemon handler threads, so closing the server waits for them: it stops cleanly.
     daemon_threads = False
+    # socketserver's default backlog of 5 resets connections when a client opens dozens at once.
+    request_queue_size = 128
 
     def __init__(self, fake: FakeOpenAI) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

@@ -1,0 +1,237 @@
+"""Both paths of a batch, each on a fresh database: launched Dagster runs and the direct pipeline.
+
+The durable side is the real platform: a ``dagster-daemon`` on PostgreSQL and the Orchestrator
+submitting to the queued run coordinator as the API does. The direct side is the
+``ExtractionPipeline`` in a fresh process, as ``knowledge extract`` runs it; the process also
+reports how long ``run_paths`` itself took, so a warm-process baseline comes with every trial.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import psutil
+
+from knowledge_assets.db.admin import create_database, drop_database
+from knowledge_assets.db.embedded import EmbeddedPostgres
+from knowledge_assets.db.engine import engine_for
+from knowledge_assets.db.migrate import ensure_migrated
+from knowledge_assets.orchestration.orchestrator import Orchestrator
+from knowledge_assets.pipeline.models import DocumentInput
+from knowledge_assets.platform import Platform
+from knowledge_assets.settings import Settings
+
+_DIRECT = """
+import json, resource, sys, time
+from pathlib import Path
+from knowledge_assets.pipeline.pipeline import ExtractionPipeline
+pipeline = ExtractionPipeline()
+began = time.perf_counter()
+result = pipeline.run_paths([Path(p) for p in json.loads(sys.argv[1])])
+print(json.dumps({"run_s": time.perf_counter() - began, "chunks": result.chunks,
+                  "stages": result.seconds,
+                  "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+@dataclass(frozen=True)
+class LaunchedRun:
+    """One launched batch: wall time from submit to Complete, and its run worker's peak RSS."""
+
+    seconds: float
+    peak_rss_mb: float
+    state: str
+    phases: dict[str, float]
+
+
+@dataclass(frozen=True)
+class DirectRun:
+    """One direct run: the whole process, ``run_paths`` alone (model loaded), its peak RSS."""
+
+    seconds: float
+    run_seconds: float
+    chunks: int
+    stages: dict[str, float]
+    peak_rss_mb: float
+
+
+# Trials by batch size, (direct, launched) pairs, for benchmarks that measure the same runs.
+RECORDED: dict[int, list[tuple[DirectRun, LaunchedRun]]] = {}
+
+
+@contextmanager
+def database_server() -> Iterator[str]:
+    """An admin URL: ``KNOWLEDGE_TEST_ADMIN_URL`` if set, else a throw-away embedded server."""
+    external = os.environ.get("KNOWLEDGE_TEST_ADMIN_URL")
+    if external:
+        yield external
+        return
+    root = Path(tempfile.mkdtemp(prefix="kab-", dir="/tmp"))
+    server = EmbeddedPostgres(root / "pg")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    """A new, empty database: a cold extraction cache and graph."""
+    url = create_database(admin_url, prefix="ka_bench")
+    try:
+        yield url
+    finally:
+        engine_for(url).dispose()
+        drop_database(url)
+
+
+def run_direct(admin_url: str, paths: Sequence[Path]) -> DirectRun:
+    """The direct pipeline on ``paths`` in a fresh process, on a fresh (migrated) database."""
+    with fresh_database(admin_url) as url, tempfile.TemporaryDirectory() as home:
+        ensure_migrated(engine_for(url))
+        env = dict(os.environ, KNOWLEDGE_HOME=home, KNOWLEDGE_DATABASE_URL=url)
+        argv = [sys.executable, "-c", _DIRECT, json.dumps([str(p) for p in paths])]
+        began = time.perf_counter()
+        done = subprocess.run(argv, env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - began
+    if done.returncode != 0:
+        raise RuntimeError(f"direct pipeline failed ({done.returncode}): {done.stderr[-3000:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    peak = round(figures["peak_rss_kb"] / 1024, 1)
+    return DirectRun(seconds, figures["run_s"], figures["chunks"], figures["stages"], peak)
+
+
+def run_launched(admin_url: str, items: Sequence[DocumentInput]) -> LaunchedRun:
+    """Submit ``items`` to a freshly started platform (fresh database) and wait for Complete."""
+    with fresh_database(admin_url) as url, _platform(url) as (platform, orchestrator):
+        daemon = platform.children["daemon"].pid
+        with _PeakRss(daemon) as peak:
+            began = time.time()
+            batch_id = orchestrator.submit(items).batch_id
+            # Polled gently (polling competes for the two cores); the end is read from the record.
+            status = orchestrator.wait(batch_id, timeout_s=1800, poll_s=0.5)
+        (run_id,) = orchestrator.run_ids(batch_id)
+        phases = _phases(orchestrator.instance, run_id, began)
+        return LaunchedRun(phases["total"], peak.mb, str(status.state), phases)
+
+
+_PHASE_EVENTS = {
+    "submit": "PIPELINE_ENQUEUED",
+    "queue": "PIPELINE_STARTING",
+    "worker_start": "PIPELINE_START",
+    "steps": "PIPELINE_SUCCESS",
+}
+
+
+def _phases(instance: dg.DagsterInstance, run_id: str, began: float) -> dict[str, float]:
+    """Seconds from one run event to the next: where the launched side spends its time."""
+    stamps = {
+        record.event_log_entry.dagster_event.event_type_value: record.timestamp
+        for record in instance.get_records_for_run(run_id, limit=100000).records
+        if record.event_log_entry.dagster_event is not None
+    }
+    phases, previous = {}, began
+    for phase, event in _PHASE_EVENTS.items():
+        stamp = stamps.get(event, previous)
+        phases[phase] = round(stamp - previous, 3)
+        previous = stamp
+    phases["total"] = previous - began
+    return phases
+
+
+@contextmanager
+def _platform(url: str) -> Iterator[tuple[Platform, Orchestrator]]:
+    with tempfile.TemporaryDirectory(prefix="kab-home-") as home:
+        settings = Settings(home=Path(home), database_url=url)
+        platform = Platform(settings, services=("daemon",))
+        platform.start()
+        try:
+            with Orchestrator.for_settings(settings) as orchestrator:
+                _await_daemons(orchestrator)
+                yield platform, orchestrator
+        finally:
+            platform.stop()
+
+
+def _await_daemons(orchestrator: Orchestrator, timeout_s: float = 120) -> None:
+    # Submitting before the daemon's run queue loop is alive would time the daemon's start-up.
+    instance = orchestrator.instance
+    since = time.time()
+    required = set(instance.get_required_daemon_types())
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        beats = instance.get_daemon_heartbeats()
+        if all(k in beats and beats[k].timestamp >= since for k in required):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"dagster-daemon not healthy after {timeout_s:.0f} s")
+
+
+class _PeakRss:
+    """Follows the run workers (children of the daemon's code server): largest VmHWM seen."""
+
+    def __init__(self, daemon_pid: int, every_s: float = 0.1) -> None:
+        self.daemon = psutil.Process(daemon_pid)
+        self.every_s = every_s
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+
+    @property
+    def mb(self) -> float:
+        """The peak in MiB."""
+        return round(self.peak_kb / 1024, 1)
+
+    def __enter__(self) -> _PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self.every_s):
+            for worker in self._workers():
+                self.peak_kb = max(self.peak_kb, _high_water_kb(worker.pid))
+
+    def _workers(self) -> list[psutil.Process]:
+        try:
+            children = self.daemon.children(recursive=True)
+        except psutil.Error:
+            return []
+        found = []
+        for child in children:
+            # The code server spawns each run worker with multiprocessing's spawn start method.
+            try:
+                spawned = "spawn_main" in " ".join(child.cmdline())
+                parent = child.parent()
+                if spawned and parent is not None and "grpc" in " ".join(parent.cmdline()):
+                    found.append(child)
+            except psutil.Error:
+                continue
+        return found
+
+
+def _high_water_kb(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
