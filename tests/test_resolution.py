@@ -475,6 +475,8 @@ def test_the_adjudicator_is_not_asked_about_clear_pairs(ontology: Ontology) -> N
         ("People.com", "people"),
         ('Vincent "The Chin" Gigante', "vincent gigante"),
         ("Turkmenistan - Ashgabat", "turkmenistan"),
+        ("Evansville 91-73", "evansville"),
+        ("Boeing 747-400", "boeing 747 400"),
         ("apple", "apple"),
     ],
 )
