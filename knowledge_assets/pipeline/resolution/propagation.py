@@ -30,7 +30,8 @@ MIN_CHARS = 3
 """Shorter names ("US", "AP") are too often something else; they are left to the extractor."""
 
 _WORD = re.compile(r"\w+")
-_SENTENCE_START = re.compile(r"(?:^|[.!?:;\"\u201c]\s*|\n\s*)$")
+_SENTENCE_ENDS = frozenset('.!?:;"\u201c\n\r')
+"""Characters after which (and blanks) the next word is capitalised whatever it is."""
 
 Words = tuple[str, ...]
 
@@ -97,12 +98,19 @@ def _occurrences(
             start, end = tokens[i].start(), tokens[i + n - 1].end()
             if text[start:end] != hit[0] or not taken.free(start, end):
                 continue
-            if n == 1 and hit[0].lower() in common and _SENTENCE_START.search(text[:start]):
+            if n == 1 and hit[0].lower() in common and _sentence_start(text, start):
                 continue
             taken.add(start, end)
             found.append((start, end, hit[0], hit[1]))
             break
     return found
+
+
+def _sentence_start(text: str, start: int) -> bool:
+    at = start - 1
+    while at >= 0 and text[at] in " \t":
+        at -= 1
+    return at < 0 or text[at] in _SENTENCE_ENDS
 
 
 def _chunk_at(chunks: Sequence[Chunk], start: int, end: int) -> Chunk | None:
