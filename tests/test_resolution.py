@@ -259,6 +259,19 @@ def test_incompatible_types_stay_apart(ontology: Ontology) -> None:
     assert len({e.id for e in entities}) == 2
 
 
+def test_an_outvoted_tag_still_counts_as_evidence_of_type(ontology: Ontology) -> None:
+    # "Jaguars" is mostly tagged a person, once an organisation: its name may still meet the
+    # organisation "Jacksonville Jaguars". "Apple" and "apple" share no tag and stay apart.
+    items = mentions(
+        ("Jaguars", "Person"), ("Jaguars", "Person"), ("Jaguars", "Organization"),
+        ("Jacksonville Jaguars", "Organization"),
+        ("Apple", "Organization"), ("apple", "Product"),
+    )  # fmt: skip
+    entities, _ = resolve_entities(items, ontology)
+    assert together(entities, "Jaguars", "Jacksonville Jaguars")
+    assert not together(entities, "Apple", "apple")
+
+
 def test_no_chain_through_a_compatible_middle() -> None:
     places = parse_ontology(PLACES_TTL)
     items = mentions(("Springfield", "Facility"), ("Springfield", "Place"), ("Springfield", "City"))
@@ -475,6 +488,8 @@ def test_the_adjudicator_is_not_asked_about_clear_pairs(ontology: Ontology) -> N
         ("People.com", "people"),
         ('Vincent "The Chin" Gigante', "vincent gigante"),
         ("Turkmenistan - Ashgabat", "turkmenistan"),
+        ("Evansville 91-73", "evansville"),
+        ("Boeing 747-400", "boeing 747 400"),
         ("apple", "apple"),
     ],
 )

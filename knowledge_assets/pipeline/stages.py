@@ -32,6 +32,7 @@ from knowledge_assets.pipeline.models import (
 )
 from knowledge_assets.pipeline.ontology import Ontology
 from knowledge_assets.pipeline.resolution.in_batch import resolve_entities
+from knowledge_assets.pipeline.resolution.propagation import propagate_mentions
 from knowledge_assets.pipeline.store import Fence, GraphStore, IngestReport
 from knowledge_assets.pipeline.validation import validate_graph
 
@@ -113,7 +114,10 @@ def resolve(
 ) -> ResolvedGraph:
     """Place mentions in their documents, resolve them into entities, and map relations."""
     placed = _place(batch_id, prepared, chunks, extractions)
-    entities, mentions = resolve_entities(placed.mentions, ontology, threshold=threshold)
+    found = propagate_mentions(
+        batch_id, placed.mentions, *_searchable(prepared, chunks, extractions)
+    )
+    entities, mentions = resolve_entities((*placed.mentions, *found), ontology, threshold=threshold)
     entity_of = {m.id: m.entity_id for m in mentions if m.entity_id}
     relations = _relations(placed.relations, entity_of)
     quarantined = _rejections(batch_id, prepared.rejections) + placed.quarantined
@@ -124,6 +128,19 @@ def resolve(
         relations=relations,
         quarantined=quarantined,
     )
+
+
+def _searchable(
+    prepared: PreparedDocuments, chunks: ChunkSet, extractions: Extractions
+) -> tuple[dict[str, str], list[Chunk]]:
+    """Texts and chunks where names may be looked for again: extracted, not held back."""
+    extracted = {r.chunk_id for r in extractions.results if r.extraction is not None}
+    poisoned = {r.chunk_id for r in extractions.results if r.poisoned}
+    by_chunk = {c.id: c for c in chunks.chunks}
+    held = {by_chunk[i].document_id for i in poisoned if i in by_chunk}
+    good = [c for c in chunks.chunks if c.id in extracted and c.document_id not in held]
+    texts = {d.id: d.text for d in prepared.documents if d.id not in held}
+    return texts, good
 
 
 def validate(

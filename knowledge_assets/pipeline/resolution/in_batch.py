@@ -20,14 +20,23 @@ __all__ = ["resolve_entities"]
 def _ranked_links(
     nodes: Sequence[NameNode], rules: PairRules, pairs: Sequence[tuple[int, int]]
 ) -> dict[tuple[int, int], Link]:
-    """Links of the candidate pairs, strongest first: exact, acronym, person, fuzzy by score."""
+    """Links of the candidate pairs, strongest first: exact, acronym, person, fuzzy by score.
+
+    Within a tier and score, the pair with more mentions goes first: "Chiefs" is part of both
+    "Kansas City Chiefs" (ten mentions) and a stray "Chiefs WR Terrance Copper" (four), and
+    complete linkage lets it join only one of them.
+    """
     found: list[tuple[Link, tuple[int, int]]] = []
     for i, j in pairs:
         link = rules.link(nodes[i], nodes[j])
         if link is not None:
             found.append((link, (i, j)))
-    found.sort(key=lambda item: (item[0].tier, -item[0].score, item[1]))
+    found.sort(key=lambda item: (item[0].tier, -item[0].score, -_mentions(nodes, item[1]), item[1]))
     return {pair: link for link, pair in found}
+
+
+def _mentions(nodes: Sequence[NameNode], pair: tuple[int, int]) -> int:
+    return nodes[pair[0]].size + nodes[pair[1]].size
 
 
 def resolve_entities(

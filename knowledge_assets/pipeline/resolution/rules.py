@@ -98,13 +98,22 @@ class PairRules:
         where our tagger is known to err and the name says more than the tag: one and the same
         name of several words ("Bettie Page" once a person, once an organisation), and a
         person's full name with its bare surname ("Hugh Jackman", "Jackman" tagged a place).
-        Opaque labels (given by the user) always hold.
+        A tag the consensus outvoted still counts: "Jaguars", a person twice and an organisation
+        once, may meet the organisation "Jacksonville Jaguars". Opaque labels (given by the
+        user) always hold.
         """
         if _numbers_clash(a, b):
             return True
-        if not self._labels.compatible(a.label, b.label):
+        if not self._labels.compatible(a.label, b.label) and not self._tags_meet(a, b):
             return not (self._tagged(a, b) and (_same_long_name(a, b) or _surname_of(a, b)))
         return _person_conflict(a, b)
+
+    def _tags_meet(self, a: NameNode, b: NameNode) -> bool:
+        """Some tag the extractor gave one name's mentions fits some tag of the other's."""
+        if not self._tagged(a, b):
+            return False
+        x, y = {m.label for m in a.mentions}, {m.label for m in b.mentions}
+        return any(self._labels.compatible(p, q) for p in x for q in y)
 
     def _tagged(self, a: NameNode, b: NameNode) -> bool:
         return self._labels.known(a.label) and self._labels.known(b.label)

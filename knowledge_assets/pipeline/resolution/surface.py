@@ -1,9 +1,10 @@
 """The name inside a mention's surface text, without the words a span drags along with it.
 
 Annotators and extractors both return spans such as "in Beverly Hills, California", "the notorious
-Gulf of Aden" or "Eric Allen Kirkpatrick, 61": the name is "Beverly Hills", "Gulf of Aden",
-"Eric Allen Kirkpatrick". Comparing the cores instead of the spans lets one name meet its other
-spellings without any fuzzy matching, and keeps an age from looking like an identifier.
+Gulf of Aden", "Eric Allen Kirkpatrick, 61" or "Evansville 91-73": the name is "Beverly Hills",
+"Gulf of Aden", "Eric Allen Kirkpatrick", "Evansville". Comparing the cores instead of the spans
+lets one name meet its other spellings without any fuzzy matching, and keeps an age or a score
+from looking like an identifier.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ _QUOTED_NICKNAME = re.compile(r"\s+[\"'\u2018\u201c]+[^\"'\u2019\u201d]+[\"'\u20
 
 _WEB_SUFFIX = re.compile(r"\s*\.\s*(?:com|org|net)\b.*$", re.I)
 """A site's domain ending: "People.com" and "TMZ. com" are People and TMZ."""
+
+_SCORE = re.compile(r"\s+(?:\d{1,2}\s*[-\u2013]\s*\d{1,3}|\d{3}\s*[-\u2013]\s*\d{1,2})$")
+"""A game's score after a team ("Evansville 91-73"); two three-digit numbers stay, they are a
+model ("Boeing 747-400")."""
 
 _CAPITALISED = re.compile(r"^[^\w]*[A-Z0-9]")
 
@@ -81,7 +86,7 @@ def name_core(text: str) -> str:
         applies.
     """
     core = _one_line(text)
-    for pattern in (_APPOSITIVE, _PARENTHESIS, _POST_MODIFIER, _WEB_SUFFIX):
+    for pattern in (_APPOSITIVE, _PARENTHESIS, _POST_MODIFIER, _WEB_SUFFIX, _SCORE):
         head = pattern.split(core, maxsplit=1)[0]
         if any(_is_name_word(t) for t in head.split()):
             core = head
