@@ -10,8 +10,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
+
+import psutil
 
 from knowledge_assets.api_token import ApiToken, ensure_api_token
 from knowledge_assets.db.engine import database_url, engine_for
@@ -123,7 +126,12 @@ class Platform:
             self.stop()
 
     def stop(self) -> None:
-        """Terminate every child (and its process group), then release the database."""
+        """Terminate every child (and its process group), then release the database.
+
+        Descendants are listed first: a code server that left its parent's process group would
+        otherwise outlive the platform until its own heartbeat timeout.
+        """
+        descendants = _descendants(self.children.values())
         for child in self.children.values():
             _signal_group(child, signal.SIGTERM)
         deadline = time.monotonic() + 15
@@ -134,6 +142,10 @@ class Platform:
                 _signal_group(child, signal.SIGKILL)
                 child.wait()
         self.children.clear()
+        _, survivors = psutil.wait_procs(descendants, timeout=max(0.1, deadline - time.monotonic()))
+        for survivor in survivors:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                survivor.kill()
         from knowledge_assets.db.engine import stop_embedded
 
         stop_embedded()
@@ -150,6 +162,14 @@ class Platform:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._stopping = True
+
+
+def _descendants(children: Iterable[subprocess.Popen[bytes]]) -> list[psutil.Process]:
+    found: list[psutil.Process] = []
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            found += psutil.Process(child.pid).children(recursive=True)
+    return found
 
 
 def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
