@@ -43,10 +43,14 @@ def main() -> int:
     results["load_avg_1m_before"] = round(os.getloadavg()[0], 2)
     for name in chosen:
         started = time.monotonic()
+        environment = dict(os.environ)  # a benchmark's databases must not leak into the next
         try:
             figures = BENCHMARKS[name]()
         except BenchmarkSkipped as exc:
             figures = {"benchmark": name, "skipped": str(exc)}
+        finally:
+            os.environ.clear()
+            os.environ.update(environment)
         figures["elapsed_s"] = round(time.monotonic() - started, 1)
         results["benchmarks"][name] = figures
         _print_table(figures)
