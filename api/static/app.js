@@ -79,7 +79,11 @@ function showBatch(batch) {
   const p = batch.progress;
   cell(row.tr, "counts").textContent =
     `${p.documents} docs, ${p.chunks_done}/${p.chunks_total} chunks, ${p.entities} entities, ${p.relations} relations`;
-  if (!TERMINAL.has(batch.state) && !row.source) follow(batch.batch_id, row);
+  if (!TERMINAL.has(batch.state) && !row.source && !row.opening) {
+    // One stream per row: the list refreshes every second, opening a stream takes a request.
+    row.opening = true;
+    follow(batch.batch_id, row).catch(report).finally(() => { row.opening = false; });
+  }
 }
 
 function onEvent(row, kind, event) {
@@ -143,7 +147,8 @@ function start() {
   });
   if (!token()) return showLogin("enter the API token");
   refresh().catch(report);
-  setInterval(() => { if (token()) refresh().catch(report); }, 5000);
+  // New batches appear within a second, so even a short batch is seen while it runs.
+  setInterval(() => { if (token()) refresh().catch(report); }, 1000);
 }
 
 start();
