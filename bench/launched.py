@@ -67,6 +67,8 @@ class DirectRun:
     peak_rss_mb: float
 
 
+FORK_SERVER_MODULE = "knowledge_assets.orchestration.forkserver"
+
 # Trials by batch size, (direct, launched) pairs, for benchmarks that measure the same runs.
 RECORDED: dict[int, list[tuple[DirectRun, LaunchedRun]]] = {}
 
@@ -181,7 +183,7 @@ def _await_daemons(orchestrator: Orchestrator, timeout_s: float = 120) -> None:
 
 
 class _PeakRss:
-    """Follows the run workers (children of the daemon's code server): largest VmHWM seen."""
+    """Follows the run workers (descendants of the daemon): the largest VmHWM seen."""
 
     def __init__(self, daemon_pid: int, every_s: float = 0.1) -> None:
         self.daemon = psutil.Process(daemon_pid)
@@ -213,17 +215,20 @@ class _PeakRss:
             children = self.daemon.children(recursive=True)
         except psutil.Error:
             return []
-        found = []
-        for child in children:
-            # The code server spawns each run worker with multiprocessing's spawn start method.
-            try:
-                spawned = "spawn_main" in " ".join(child.cmdline())
-                parent = child.parent()
-                if spawned and parent is not None and "grpc" in " ".join(parent.cmdline()):
-                    found.append(child)
-            except psutil.Error:
-                continue
-        return found
+        return [child for child in children if _is_run_worker(child)]
+
+
+def _is_run_worker(process: psutil.Process) -> bool:
+    """A run worker: forked by our warm fork server, or spawned by a code server (cold launch)."""
+    try:
+        parent = process.parent()
+        parent_command = " ".join(parent.cmdline()) if parent is not None else ""
+        if FORK_SERVER_MODULE in parent_command:
+            return True
+        # The code server spawns each cold run worker with multiprocessing's spawn start method.
+        return "spawn_main" in " ".join(process.cmdline()) and "grpc" in parent_command
+    except psutil.Error:
+        return False
 
 
 def _high_water_kb(pid: int) -> int:

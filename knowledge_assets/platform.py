@@ -87,7 +87,8 @@ class Platform:
                 env,
             )  # fmt: skip
         if "daemon" in self.services:
-            self._spawn("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], env)
+            daemon = [sys.executable, "-m", "knowledge_assets.orchestration.daemon"]
+            self._spawn("daemon", [*daemon, "run", "-w", workspace], env)
         if "api" in self.services:
             self.api_token = ensure_api_token(self.settings)
             api_env = dict(

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import psutil
 
@@ -32,10 +31,11 @@ class DagsterDaemon:
         home.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
         env = dict(os.environ, DAGSTER_HOME=str(home))
-        daemon = Path(sys.executable).parent / "dagster-daemon"
+        # dagster-daemon, started by our entry point so the warm fork server is up first
+        daemon = [sys.executable, "-m", "knowledge_assets.orchestration.daemon"]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(daemon), "run", "-w", str(PROJECT_ROOT / "workspace.yaml")],
+                [*daemon, "run", "-w", str(PROJECT_ROOT / "workspace.yaml")],
                 env=env,
                 cwd=PROJECT_ROOT,
                 stdout=log,

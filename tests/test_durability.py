@@ -116,7 +116,7 @@ def test_every_platform_process_killed_mid_extraction_then_restarted_resumes_by_
         wait_until(lambda: extraction_underway(fake_llm, chunks), 180, every=0.05)
         killed = platform.kill_all()
         assert any("dagster-webserver" in k for k in killed), killed
-        assert any("dagster-daemon" in k for k in killed), killed
+        assert any("knowledge_assets.orchestration.daemon" in k for k in killed), killed
         assert any("dagster" in k and "grpc" in k for k in killed), killed  # code servers
         requests_at_kill = len(fake_llm.requests)
         time.sleep(2)

@@ -8,38 +8,104 @@ interval; a dead worker fails the run and the run retry daemon re-executes it fr
 A live run must never be failed by mistake, so the answer is RUNNING whenever the launcher cannot
 judge: a run launched on another host, or one whose worker has not recorded its PID yet (run
 monitoring's start timeout covers workers that never start).
+
+With ``warm_workers: true`` the launcher inside the daemon forks run workers from a pre-warmed
+fork server (``forkserver.py``, started with the daemon by ``orchestration/daemon.py``) instead
+of asking the code server to spawn a cold one; the child runs Dagster's own ``dagster api
+execute_run``. Whenever the fork server cannot serve (still warming up past its timeout, a
+different interpreter, edited code, a crash), the run is launched the default way.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import signal
 import socket
+import time
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import DefaultRunLauncher
+from dagster import DefaultRunLauncher, Field
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 from dagster._core.storage.dagster_run import DagsterRun
+from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes.config_class import ConfigurableClassData
 
+from knowledge_assets.orchestration.forkserver import ForkServerError, shared_client
 from knowledge_assets.orchestration.liveness import run_worker_pid, worker_alive
 
 HOST_TAG = "knowledge/worker_host"
+# JSON {"pid": N, "at": unix time} of a worker forked by the fork server; terminate() needs the
+# PID before the worker has recorded its own "Started process" event.
+FORKED_TAG = "knowledge/forked_worker"
+log = logging.getLogger(__name__)
 
 
 class HealthCheckedRunLauncher(DefaultRunLauncher):
     """``DefaultRunLauncher`` plus a PID-based worker health check for runs on this host."""
 
+    def __init__(
+        self, inst_data: ConfigurableClassData | None = None, warm_workers: bool = False
+    ) -> None:
+        super().__init__(inst_data=inst_data)
+        self.warm_workers = warm_workers
+
+    @classmethod
+    def config_type(cls) -> dict[str, Field]:
+        """``warm_workers``: fork run workers from a pre-warmed server (default off)."""
+        return {"warm_workers": Field(bool, is_required=False, default_value=False)}
+
     @classmethod
     def from_config_value(
         cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]
     ) -> HealthCheckedRunLauncher:
-        """Built from dagster.yaml's ``run_launcher`` section (no options)."""
-        return cls(inst_data=inst_data)
+        """Built from dagster.yaml's ``run_launcher`` section."""
+        return cls(inst_data=inst_data, warm_workers=bool(config_value.get("warm_workers")))
 
     def launch_run(self, context: LaunchRunContext) -> None:
         """Record the host before launching, so only this host ever judges the worker."""
-        self._instance.add_run_tags(context.dagster_run.run_id, {HOST_TAG: socket.gethostname()})
+        run = context.dagster_run
+        self._instance.add_run_tags(run.run_id, {HOST_TAG: socket.gethostname()})
+        if self.warm_workers and self._launch_forked(run):
+            return
         super().launch_run(context)
+
+    def _launch_forked(self, run: DagsterRun) -> bool:
+        """Fork the run's worker from the warm server; False (and a log line) if it cannot."""
+        if run.job_code_origin is None:
+            return False
+        args = ExecuteRunArgs(
+            job_origin=run.job_code_origin,
+            run_id=run.run_id,
+            instance_ref=self._instance.get_ref(),
+        )
+        command = args.get_command_args()
+        try:
+            pid = shared_client().fork(list(command[command.index("api") :]))
+        except ForkServerError as exc:
+            log.warning("run %s: launching a cold worker instead: %s", run.run_id, exc)
+            return False
+        forked = json.dumps({"pid": pid, "at": time.time()})
+        self._instance.add_run_tags(run.run_id, {FORKED_TAG: forked})
+        self._run_ids.add(run.run_id)
+        return True
+
+    def terminate(self, run_id: str) -> bool:
+        """Interrupt a forked worker as Dagster's cancellation does; others the default way."""
+        run = self._instance.get_run_by_id(run_id)
+        if run is None or run.is_finished or FORKED_TAG not in run.tags:
+            return bool(super().terminate(run_id))
+        if run.tags.get(HOST_TAG) != socket.gethostname():
+            return False
+        self._instance.report_run_canceling(run)
+        forked = json.loads(run.tags[FORKED_TAG])
+        pid, launched_at = int(forked["pid"]), float(forked["at"])
+        if not worker_alive(pid, launched_at):
+            return False
+        os.kill(pid, signal.SIGINT)
+        return True
 
     @property
     def supports_check_run_worker_health(self) -> bool:

@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import socket
+import uuid
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,8 @@ import pytest
 from tests.conftest import PROJECT_ROOT
 from tests.service.server import TOKEN, ApiServer, auth
 
-MARKER = "zq7marker"
+# Unique per run: another checkout running this test at the same time plants the same names.
+MARKER = f"zq7marker{uuid.uuid4().hex[:8]}"
 PUBLIC = {"/healthz", "/readyz"}
 
 
