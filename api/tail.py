@@ -211,7 +211,12 @@ class EventTail:
                 await self._followed.wait()
                 continue
             began = anyio.current_time()
-            await self._tick(logs)
+            try:
+                await self._tick(logs)
+            except Exception as exc:  # the reader must outlive any one tick, or streams hang
+                _log.exception("event tail tick failed")
+                for log in logs:
+                    log.fail(type(exc).__name__)
             if not any(log.more for log in logs):
                 # A fixed rate: the tick's own time does not add to the next event's wait.
                 await anyio.sleep(max(0.0, began + self.poll_s - anyio.current_time()))
