@@ -23,7 +23,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with api_context(settings) as context:
             app.state.context = context
-            yield
+            async with context.tail.running():
+                yield
 
     app = FastAPI(
         title="knowledge-assets API",

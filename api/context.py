@@ -11,7 +11,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from api.auth import TokenAuthority
+from api.commit_horizon import CommitHorizon
 from api.stream_limits import StreamLimiter
+from api.tail import EventTail
 from knowledge_assets.settings import Settings
 
 __all__ = ["ApiContext", "api_context"]
@@ -25,6 +27,7 @@ class ApiContext:
     orchestrator: Any
     authority: TokenAuthority
     limiter: StreamLimiter
+    tail: EventTail
 
     @property
     def instance(self) -> Any:
@@ -57,5 +60,17 @@ def api_context(settings: Settings) -> Iterator[ApiContext]:
     limiter = StreamLimiter(
         settings.api_max_streams_per_token, retry_after_s=int(settings.api_stream_heartbeat_s)
     )
+    from knowledge_assets.db.engine import database_url, engine_for
+
     with Orchestrator.for_settings(settings) as orchestrator:
-        yield ApiContext(settings, orchestrator, authority, limiter)
+        horizon = CommitHorizon(
+            engine_for(database_url(settings)), gap_timeout_s=settings.api_stream_gap_timeout_s
+        )
+        tail = EventTail(
+            orchestrator.instance,
+            orchestrator.run_ids,
+            horizon,
+            poll_s=settings.api_stream_poll_s,
+            keep=settings.api_stream_keep_events,
+        )
+        yield ApiContext(settings, orchestrator, authority, limiter, tail)

@@ -2,10 +2,10 @@
 
 A record becomes visible when its writer commits, and concurrent writers (run worker, daemon,
 step processes) can commit out of id order: a reader that moved its cursor past id 101 while id
-100 was still uncommitted would never see 100. So the feed only hands out records older than a
-settle window (``KNOWLEDGE_API_STREAM_SETTLE_S``), which is far longer than the gap between a
-writer's id allocation and its commit. A run failure is also held back until Dagster has tagged
-whether the run will be retried, so its event says so truthfully on every replay.
+100 was still uncommitted would never see 100. So each poll hands out records only up to a
+horizon below which every id is final (``api.commit_horizon``). A run failure is also held back
+until Dagster has tagged whether the run will be retried, so its event says so truthfully on
+every replay.
 """
 
 from __future__ import annotations
@@ -43,26 +43,23 @@ class FeedPoll:
 class BatchEventFeed:
     """Translates a batch's records into events; each ``poll`` continues where the last ended."""
 
-    def __init__(
-        self, instance: DagsterInstance, run_ids: RunIds, batch_id: str, *, settle_s: float
-    ) -> None:
+    def __init__(self, instance: DagsterInstance, run_ids: RunIds, batch_id: str) -> None:
         self.instance = instance
         self.run_ids = run_ids
         self.batch_id = batch_id
-        self.settle_s = settle_s
         self.translator = EventTranslator(batch_id)
         self._cursor = 0
         self._last_run_fed: str | None = None
         self._runs: dict[str, DagsterRun] = {}
 
-    def poll(self, now: float | None = None) -> FeedPoll:
-        """Read what is new and settled, translate it, and say if the stream can end."""
+    def poll(self, horizon: int, now: float | None = None) -> FeedPoll:
+        """Read what is new up to ``horizon``, translate it, and say if the stream can end."""
         now = time.time() if now is None else now
         run_ids = self.run_ids(self.batch_id)
         records, more = self._new_records(run_ids)
         events: list[BatchEvent] = []
         for record in records:
-            if not self._ready(record, now):
+            if record.storage_id > horizon or not self._ready(record, now):
                 return FeedPoll(events, finished=False)
             events.extend(self.translator.feed(record, self._run(record.run_id)))
             self._cursor = record.storage_id
@@ -86,8 +83,6 @@ class BatchEventFeed:
         return records, False
 
     def _ready(self, record: EventLogRecord, now: float) -> bool:
-        if now - record.timestamp < self.settle_s:
-            return False
         event = record.event_log_entry.dagster_event
         if event is None or not event.is_run_failure or not self.instance.run_retries_enabled:
             return True

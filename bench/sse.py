@@ -1,18 +1,24 @@
-"""SSE delivery: how long after Dagster records an event does a live client receive it?
+"""SSE fan-out: 100 live subscribers of one batch; latency from event-log record to delivery.
 
 A real platform (embedded PostgreSQL, dagster-daemon, the API process) runs one batch of
-ecbplus-dev documents submitted through the API while a client follows its event stream. Latency
-is the receipt time minus the record's timestamp (same host, same clock); it includes the
-settle window (KNOWLEDGE_API_STREAM_SETTLE_S) and the poll interval. Then the finished stream is
-replayed in full to measure replay throughput.
+ecbplus-dev documents submitted through the API. Right after the submission, ``SUBSCRIBERS``
+clients (one asyncio process, one connection each) follow the batch's event stream to its end.
+Latency is the receipt time minus the event-log record's timestamp (same host, same clock),
+over every live delivery (an event recorded before its subscriber connected is a replay and is
+counted apart). Then the finished stream is read once more: its ids are the events every
+subscriber must have received, in order, with none lost or repeated; the read also gives
+replay throughput.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import socket
 import statistics
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -23,11 +29,24 @@ from bench.recovery import _platform_state
 from knowledge_assets.platform import Platform
 
 DOCUMENTS = 40
+SUBSCRIBERS = 100
+TARGET_P95_MS = 200.0
 TOKEN = "bench-token-0123456789abcdef"
 
 
-def run(documents: int = DOCUMENTS) -> dict[str, Any]:
-    """One live follow and one replay; latency median/p95/max and replay events per second."""
+@dataclass
+class Subscriber:
+    """What one client received: event ids in order, and each live delivery's latency."""
+
+    connected_at: float = 0.0
+    ids: list[str] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    replayed: int = 0
+    status: int = 0
+
+
+def run(documents: int = DOCUMENTS, subscribers: int = SUBSCRIBERS) -> dict[str, Any]:
+    """Follow one batch with ``subscribers`` clients; latency, losses and replay throughput."""
     files = [("files", (p.name, p.read_bytes(), "text/plain")) for p in corpus_paths(documents)]
     with _platform_state() as settings:
         port = _free_port()
@@ -37,41 +56,84 @@ def run(documents: int = DOCUMENTS) -> dict[str, Any]:
         try:
             base = f"http://127.0.0.1:{port}"
             _wait_ready(base)
-            headers = {"Authorization": f"Bearer {TOKEN}"}
-            answer = httpx.post(f"{base}/batches", files=files, headers=headers, timeout=300)
-            batch = answer.json()
-            if answer.status_code != 202:
-                raise RuntimeError(f"submission refused: {batch}")
-            latencies, _ = _follow(f"{base}/batches/{batch['batch_id']}/events", headers)
+            url = f"{base}/batches/{_submit(base, files)}/events"
+            followers = asyncio.run(_follow_all(url, subscribers))
             began = time.perf_counter()
-            _, replayed = _follow(f"{base}/batches/{batch['batch_id']}/events", headers)
+            expected = asyncio.run(_follow_all(url, 1))[0].ids
             replay_s = time.perf_counter() - began
         finally:
             platform.stop()
-    latencies.sort()
+    figures = _figures(followers, expected)
+    figures.update(
+        benchmark="sse",
+        documents=documents,
+        replay_events_per_s=round(len(expected) / replay_s, 1),
+        poll_s=settings.api_stream_poll_s,
+        gap_timeout_s=settings.api_stream_gap_timeout_s,
+        max_streams_per_token=settings.api_max_streams_per_token,
+        load_avg_1m=round(os.getloadavg()[0], 2),
+        target=f"{subscribers} subscribers: p95 <= {TARGET_P95_MS:.0f} ms, 0 lost",
+    )
+    return figures
+
+
+def _figures(followers: list[Subscriber], expected: list[str]) -> dict[str, Any]:
+    latencies = sorted(x for f in followers for x in f.latencies)
+    lost = sum(len(set(expected) - set(f.ids)) for f in followers)
+    wrong = sum(f.ids != expected for f in followers)
+    p95 = 1000 * latencies[int(0.95 * (len(latencies) - 1))] if latencies else float("inf")
     return {
-        "benchmark": "sse",
-        "documents": documents,
-        "events": replayed,
-        "latency_median_ms": round(1000 * statistics.median(latencies), 1),
-        "latency_p95_ms": round(1000 * latencies[int(0.95 * (len(latencies) - 1))], 1),
-        "latency_max_ms": round(1000 * latencies[-1], 1),
-        "replay_events_per_s": round(replayed / replay_s, 1),
-        "settle_s": settings.api_stream_settle_s,
-        "poll_s": settings.api_stream_poll_s,
+        "subscribers": len(followers),
+        "refused": sum(f.status != 200 for f in followers),
+        "events_expected": len(expected),
+        "delivered_min": min(len(f.ids) for f in followers),
+        "delivered_max": max(len(f.ids) for f in followers),
+        "lost": lost,
+        "subscribers_not_exact": wrong,
+        "live_deliveries": len(latencies),
+        "replayed_deliveries": sum(f.replayed for f in followers),
+        "latency_p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
+        "latency_p95_ms": round(p95, 1),
+        "latency_max_ms": round(1000 * latencies[-1], 1) if latencies else None,
+        "met": bool(latencies) and p95 <= TARGET_P95_MS and lost == 0 and wrong == 0,
     }
 
 
-def _follow(url: str, headers: dict[str, str]) -> tuple[list[float], int]:
-    latencies: list[float] = []
-    with httpx.stream("GET", url, headers=headers, timeout=600) as response:
-        for line in response.iter_lines():
-            if line.startswith("data:"):
+def _submit(base: str, files: list[Any]) -> str:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    answer = httpx.post(f"{base}/batches", files=files, headers=headers, timeout=300)
+    if answer.status_code != 202:
+        raise RuntimeError(f"submission refused: {answer.text}")
+    return str(answer.json()["batch_id"])
+
+
+async def _follow_all(url: str, count: int) -> list[Subscriber]:
+    limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=0)
+    timeout = httpx.Timeout(600, connect=60)
+    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+        return list(await asyncio.gather(*(_follow(client, url) for _ in range(count))))
+
+
+async def _follow(client: httpx.AsyncClient, url: str) -> Subscriber:
+    seen = Subscriber()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with client.stream("GET", url, headers=headers) as response:
+        seen.status, seen.connected_at = response.status_code, time.time()
+        if response.status_code != 200:
+            return seen
+        event_id: str | None = None
+        async for line in response.aiter_lines():
+            if line.startswith("id:"):
+                event_id = line[3:].strip()
+            elif line.startswith("data:"):
+                received = time.time()
                 data = json.loads(line[5:])
-                latencies.append(time.time() - data["timestamp"])
-                if data.get("kind") == "complete":
-                    break
-    return latencies, len(latencies)
+                seen.ids.append(event_id or "")
+                if data["timestamp"] >= seen.connected_at:
+                    seen.latencies.append(received - data["timestamp"])
+                else:
+                    seen.replayed += 1
+    return seen
 
 
 def _wait_ready(base: str) -> None:

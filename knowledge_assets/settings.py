@@ -57,9 +57,13 @@ class Settings(BaseSettings):
     )
     api_max_upload_bytes: int = Field(default=50_000_000, gt=0)
     api_max_upload_files: int = Field(default=1_000, ge=1)
-    api_max_streams_per_token: int = Field(default=8, ge=1)
-    api_stream_poll_s: float = Field(default=0.1, gt=0)
-    api_stream_settle_s: float = Field(default=0.3, ge=0)
+    # One token serves every user of a deployment, and a stream costs a socket and a cursor into
+    # the shared tail (not a database poller): the cap guards against runaway clients.
+    api_max_streams_per_token: int = Field(default=128, ge=1)
+    # One reader per API process (api/tail.py), so the interval no longer scales with streams.
+    api_stream_poll_s: float = Field(default=0.05, gt=0)
+    api_stream_gap_timeout_s: float = Field(default=30.0, gt=0)
+    api_stream_keep_events: int = Field(default=10_000, ge=1)
     api_stream_heartbeat_s: float = Field(default=15.0, gt=0)
     api_stream_send_timeout_s: float = Field(default=10.0, gt=0)
     api_stream_token_ttl_s: int = Field(default=60, ge=1)

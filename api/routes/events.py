@@ -1,4 +1,7 @@
-"""The SSE stream of a batch's progress, replayed after ``Last-Event-ID`` and then tailed."""
+"""The SSE stream of a batch's progress, replayed after ``Last-Event-ID`` and then tailed.
+
+Every stream of a batch reads the process's one shared tail (``api.tail``), not the database.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import anyio
-import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
@@ -16,9 +17,9 @@ from starlette.background import BackgroundTask
 from api.deps import Caller, Context, StreamCaller
 from api.errors import ApiError, ErrorBody
 from api.events import EventId
-from api.feed import BatchEventFeed
 from api.models import StreamToken
 from api.routes.batches import BatchId
+from api.tail import EventTail
 
 router = APIRouter(tags=["events"])
 _log = logging.getLogger(__name__)
@@ -53,16 +54,10 @@ def batch_events(
     resume_from = _parse_id(last_event_id or after)
     context.orchestrator.poll(batch_id)  # 404 for an unknown batch, before any slot is taken
     settings = context.settings
-    feed = BatchEventFeed(
-        context.instance,
-        context.orchestrator.run_ids,
-        batch_id,
-        settle_s=settings.api_stream_settle_s,
-    )
     context.limiter.acquire(caller)
     release = _once(lambda: context.limiter.release(caller))
     return EventSourceResponse(
-        _events(feed, resume_from, request, settings.api_stream_poll_s, release),
+        _events(context.tail, batch_id, resume_from, request, release),
         ping=settings.api_stream_heartbeat_s,
         send_timeout=settings.api_stream_send_timeout_s,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
@@ -72,26 +67,17 @@ def batch_events(
 
 
 async def _events(
-    feed: BatchEventFeed,
+    tail: EventTail,
+    batch_id: str,
     after: EventId | None,
     request: Request,
-    poll_s: float,
     release: Any,
 ) -> AsyncIterator[ServerSentEvent]:
     try:
-        while True:
-            poll = await anyio.to_thread.run_sync(feed.poll)
-            for event in poll.events:
-                if after is None or EventId.parse(event.id) > after:
-                    yield ServerSentEvent(
-                        data=event.model_dump_json(exclude_none=True), event=event.kind, id=event.id
-                    )
-            if poll.finished or await request.is_disconnected():
-                return
-            if not poll.more:
-                await anyio.sleep(poll_s)
+        async for event in tail.follow(batch_id, after, request.is_disconnected):
+            yield event
     except Exception as exc:  # the stream reports, then ends; the client resumes by its id
-        _log.exception("event stream of %s failed", feed.batch_id)
+        _log.exception("event stream of %s failed", batch_id)
         failure = {"code": "stream_failed", "message": type(exc).__name__}
         yield ServerSentEvent(data=json.dumps(failure), event="error")
     finally:

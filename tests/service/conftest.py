@@ -70,6 +70,8 @@ def stack(admin_url: str) -> Iterator[Stack]:
         KNOWLEDGE_API_MAX_STREAMS_PER_TOKEN="4",
         KNOWLEDGE_API_STREAM_HEARTBEAT_S="1",
         KNOWLEDGE_API_STREAM_SEND_TIMEOUT_S="2",
+        # Far fewer than the frozen-client test's events: its readers replay, then hand over.
+        KNOWLEDGE_API_STREAM_KEEP_EVENTS="500",
         KNOWLEDGE_FAILPOINTS=str(root / "failpoints"),
     )
     with pytest.MonkeyPatch.context() as patch:

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import dagster as dg
 
@@ -67,3 +68,21 @@ def long_running_extraction(settings: Settings, batch_id: str, progress_lines: i
         with engine_for(database_url(settings)).begin() as connection:
             connection.execute(insert)
         return run.run_id
+
+
+def progress_insert(settings: Settings, run_id: str, done: int, total: int) -> Any:
+    """The INSERT Dagster's own storage would run for one progress line of the run's extraction."""
+    with instance_for(settings) as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None
+        entry = dg.EventLogEntry(
+            error_info=None,
+            level=logging.INFO,
+            user_message=format_progress("extractions", done, total),
+            run_id=run_id,
+            timestamp=time.time(),
+            step_key="extractions",
+            job_name=run.job_name,
+            dagster_event=None,
+        )
+        return instance.event_log_storage.prepare_insert_event(entry)  # type: ignore[attr-defined]

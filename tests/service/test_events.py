@@ -10,9 +10,11 @@ import time
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from knowledge_assets.db.engine import database_url, engine_for
 from tests.service.conftest import Stack, demo_documents
-from tests.service.runs import long_running_extraction, stage_only
+from tests.service.runs import long_running_extraction, progress_insert, stage_only
 from tests.service.server import ApiServer, auth
 from tests.service.sse import Event, order_key, parse_events, stream
 
@@ -227,3 +229,36 @@ def test_unknown_batch_has_no_stream(stack: Stack) -> None:
     response = httpx.get(events_url(stack.url, "b" + "0" * 16), headers=auth())
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "batch_not_found"
+
+
+def test_a_record_committed_after_a_higher_one_is_not_lost(stack: Stack) -> None:
+    """Two writers: the lower event-log id is committed 1.5 s after the higher one."""
+    batch_id = stage_only(stack.settings, "Committed out of order.").batch_id
+    run_id = long_running_extraction(stack.settings, batch_id, progress_lines=1)
+    engine = engine_for(database_url(stack.settings))
+    received: list[Event] = []
+
+    def follow_to_three() -> None:
+        with httpx.Client() as client:
+            for event in stream(client, events_url(stack.url, batch_id), auth()):
+                received.append(event)
+                if event.data.get("done") == 3:
+                    return
+
+    with engine.connect() as slow:
+        transaction = slow.begin()
+        low = slow.execute(progress_insert(stack.settings, run_id, 2, 3).returning(sa.text("id")))
+        with engine.begin() as fast:
+            high = fast.execute(
+                progress_insert(stack.settings, run_id, 3, 3).returning(sa.text("id"))
+            )
+        low_id, high_id = low.scalar_one(), high.scalar_one()
+        assert low_id < high_id
+        reader = threading.Thread(target=follow_to_three)
+        reader.start()
+        time.sleep(1.5)  # longer than any settle window or poll: a cursor would have moved on
+        assert [e.data["done"] for e in received] == [1]
+        transaction.commit()
+    reader.join(timeout=60)
+    assert [e.data["done"] for e in received] == [1, 2, 3]
+    assert [e.id for e in received][1:] == [str(low_id), str(high_id)]
