@@ -108,13 +108,16 @@ class DagsterDaemon:
 
     def _reap_orphans(self) -> None:
         # Run workers may outlive a killed daemon in a new session: find them by our home.
+        # A PostgreSQL server the test restarted has that home too (pg_ctl passes the test's
+        # environment on), but it is the test's database, not an orphan.
         home = str(self.settings.home)
-        for process in psutil.process_iter(["environ"]):
+        for process in psutil.process_iter(["environ", "name"]):
             try:
                 environ = process.info.get("environ") or {}
             except psutil.Error:
                 continue
-            if environ.get("KNOWLEDGE_HOME") == home and process.pid != os.getpid():
+            ours = environ.get("KNOWLEDGE_HOME") == home and process.pid != os.getpid()
+            if ours and process.info.get("name") != "postgres":
                 with contextlib.suppress(psutil.NoSuchProcess):
                     process.kill()
 
