@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -40,11 +41,25 @@ def admin_url() -> Iterator[str]:
     if external:
         yield to_sqlalchemy_url(external)
         return
+    with embedded_server("kat-") as server:
+        yield server.start()
+
+
+@pytest.fixture
+def own_server() -> Iterator[EmbeddedPostgres]:
+    """An embedded server of the test's own (not started), for tests that restart it."""
+    with embedded_server("kao-") as server:
+        yield server
+
+
+@contextlib.contextmanager
+def embedded_server(prefix: str) -> Iterator[EmbeddedPostgres]:
+    """An embedded server in a new directory under /tmp, stopped and deleted afterwards."""
     # Short path: PostgreSQL's Unix socket path must stay under ~100 bytes.
-    root = Path(tempfile.mkdtemp(prefix="kat-", dir="/tmp"))
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     server = EmbeddedPostgres(root / "pg")
     try:
-        yield server.start()
+        yield server
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)

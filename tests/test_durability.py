@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,9 +164,9 @@ def test_database_restarted_mid_run_completes_with_nothing_lost_or_duplicated(
     fake_llm: FakeOpenAI,
     reference_url: str,
     monkeypatch: pytest.MonkeyPatch,
+    own_server: EmbeddedPostgres,
 ) -> None:
-    server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="kad-", dir="/tmp")) / "pg")
-    url = server.start()
+    url = own_server.start()
     for key, value in llm_environment(fake_llm).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("KNOWLEDGE_HOME", str(tmp_path / "home"))
@@ -185,9 +183,9 @@ def test_database_restarted_mid_run_completes_with_nothing_lost_or_duplicated(
             daemon = DagsterDaemon(own).start()
             batch_id = orchestrator.submit(items).batch_id
             wait_until(lambda: extraction_underway(fake_llm, chunks), 180, every=0.05)
-            postmaster = server.pgdata / "postmaster.pid"
+            postmaster = own_server.pgdata / "postmaster.pid"
             old_pid = postmaster.read_text().split()[0]
-            server.restart()
+            own_server.restart()
             assert postmaster.read_text().split()[0] != old_pid
 
             done = wait_until(lambda: _terminal(orchestrator, batch_id), 240)
@@ -197,8 +195,6 @@ def test_database_restarted_mid_run_completes_with_nothing_lost_or_duplicated(
         if daemon is not None:
             daemon.stop()
         engine_for(url).dispose()
-        server.stop()
-        shutil.rmtree(server.pgdata.parent, ignore_errors=True)
 
 
 def _terminal(orchestrator: Orchestrator, batch_id: str) -> BatchStatus | None:
