@@ -15,6 +15,7 @@ from knowledge_assets.db.admin import create_database, drop_database
 from knowledge_assets.db.embedded import EmbeddedPostgres, to_sqlalchemy_url
 from knowledge_assets.db.engine import engine_for
 from knowledge_assets.settings import Settings
+from tests.fakes.openai_server import FakeOpenAI
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -68,12 +69,33 @@ def embedded_server(prefix: str) -> Iterator[EmbeddedPostgres]:
 @pytest.fixture
 def database_url(admin_url: str) -> Iterator[str]:
     """A fresh database for one test, dropped afterwards."""
+    with fresh_database(admin_url) as url:
+        yield url
+
+
+@pytest.fixture
+def reference_url(admin_url: str) -> Iterator[str]:
+    """A second fresh database, where the direct pipeline writes the graph a test expects."""
+    with fresh_database(admin_url) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    """A new database on the admin URL's server, dropped afterwards."""
     url = create_database(admin_url)
     try:
         yield url
     finally:
         engine_for(url).dispose()
         drop_database(url)
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[FakeOpenAI]:
+    """A local OpenAI-compatible server, slow enough (0.1 s an answer) to interrupt mid-run."""
+    with FakeOpenAI(default_delay=0.1) as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from knowledge_assets.db.admin import create_database, drop_database
-from knowledge_assets.db.engine import engine_for
 from knowledge_assets.orchestration.orchestrator import Orchestrator
 from knowledge_assets.orchestration.state import BatchState
 from knowledge_assets.pipeline.store import GraphStore
@@ -17,12 +15,6 @@ from tests.corpus import synthetic_documents
 from tests.durability import extraction_underway, llm_environment, reference_snapshot
 from tests.fakes.openai_server import FakeOpenAI
 from tests.processes import DagsterDaemon, wait_until
-
-
-@pytest.fixture
-def fake_llm() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(default_delay=0.1) as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -39,14 +31,6 @@ def platform(
             yield orchestrator
         finally:
             daemon.stop()
-
-
-@pytest.fixture
-def reference_url(admin_url: str) -> Iterator[str]:
-    url = create_database(admin_url)
-    yield url
-    engine_for(url).dispose()
-    drop_database(url)
 
 
 def test_interrupt_stops_every_call_and_resume_finishes_the_batch(

@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 
 from knowledge_assets.db import tables as t
-from knowledge_assets.db.admin import create_database, drop_database
 from knowledge_assets.db.embedded import EmbeddedPostgres
 from knowledge_assets.db.engine import engine_for
 from knowledge_assets.failpoints import ALWAYS, ENVIRONMENT, arm
@@ -35,12 +34,6 @@ from tests.processes import DagsterDaemon, KnowledgeUp, wait_until
 
 
 @pytest.fixture
-def fake_llm() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(default_delay=0.1) as fake:
-        yield fake
-
-
-@pytest.fixture
 def llm_settings(
     settings: Settings, fake_llm: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Settings:
@@ -49,14 +42,6 @@ def llm_settings(
     monkeypatch.setenv(ENVIRONMENT, str(tmp_path / "failpoints"))
     monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))
     return Settings()
-
-
-@pytest.fixture
-def reference_url(admin_url: str) -> Iterator[str]:
-    url = create_database(admin_url)
-    yield url
-    engine_for(url).dispose()
-    drop_database(url)
 
 
 @pytest.fixture
