@@ -27,7 +27,7 @@ from tests.durability import (
     kill_run_worker,
     llm_environment,
     redone_calls,
-    reference_snapshot,
+    reference_run,
 )
 from tests.fakes.openai_server import FakeOpenAI
 from tests.processes import DagsterDaemon, KnowledgeUp, wait_until
@@ -65,9 +65,7 @@ def test_kill_9_of_the_run_worker_mid_extraction_resumes_with_the_same_graph(
     reference_url: str,
 ) -> None:
     items = synthetic_documents(30)
-    expected = reference_snapshot(llm_settings, reference_url, items)
-    chunks = len(fake_llm.requests)
-    del fake_llm._requests[:]  # count only the platform's calls from here on
+    expected, chunks = reference_run(llm_settings, reference_url, items, fake_llm)
 
     batch_id = orchestrator.submit(items).batch_id
     wait_until(lambda: extraction_underway(fake_llm, chunks), 120, every=0.05)
@@ -89,9 +87,7 @@ def test_every_platform_process_killed_mid_extraction_then_restarted_resumes_by_
     reference_url: str,
 ) -> None:
     items = synthetic_documents(30)
-    expected = reference_snapshot(llm_settings, reference_url, items)
-    chunks = len(fake_llm.requests)
-    del fake_llm._requests[:]
+    expected, chunks = reference_run(llm_settings, reference_url, items, fake_llm)
 
     platform = KnowledgeUp(llm_settings, free_port()).start()
     try:
@@ -159,9 +155,7 @@ def test_database_restarted_mid_run_completes_with_nothing_lost_or_duplicated(
     own = Settings()
     monkeypatch.setenv("DAGSTER_HOME", str(own.dagster_home))
     items = synthetic_documents(30)
-    expected = reference_snapshot(own, reference_url, items)
-    chunks = len(fake_llm.requests)
-    del fake_llm._requests[:]
+    expected, chunks = reference_run(own, reference_url, items, fake_llm)
     daemon = None
     try:
         with Orchestrator.for_settings(own) as orchestrator:
