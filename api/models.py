@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
+
+from knowledge_assets.orchestration.state import BatchStatus, StageProgress
 
 __all__ = [
     "BatchAccepted",
     "BatchPage",
     "BatchView",
     "DocumentIn",
-    "DocumentView",
     "EntityDetail",
     "EntityPage",
     "EntitySummary",
@@ -51,51 +50,34 @@ class BatchAccepted(BaseModel):
     dagster_url: str
 
 
-class ProgressView(BaseModel):
+class ProgressView(StageProgress):
     """Counts per stage."""
 
-    documents: int = 0
-    chunks_total: int = 0
-    chunks_done: int = 0
-    chunks_reused: int = 0
-    entities: int = 0
-    relations: int = 0
-    quarantined: int = 0
+    # Never part of the API's JSON (clients see refusals in ``documents``); kept out so that
+    # returning the state model changes nothing a client reads.
+    rejected: int = Field(default=0, exclude=True)
 
 
-class DocumentView(BaseModel):
-    """One document of the batch and what became of it."""
+class BatchView(BatchStatus):
+    """A batch: its state in the state machine, current stage, counts, errors, runs and links."""
 
-    name: str
-    status: str
-    reason: str | None = None
-
-
-class BatchView(BaseModel):
-    """A batch: its state in the state machine, current stage, counts, errors and runs."""
-
-    batch_id: str
-    state: str
-    stage: str | None = None
-    progress: ProgressView
-    error: str | None = None
-    failed_stage: str | None = None
-    last_successful_stage: str | None = None
-    runs: list[str] = []
-    documents: list[DocumentView] = []
+    progress: ProgressView  # always sent, so required in the schema
     events_url: str
     dagster_url: str
 
     @classmethod
-    def of(cls, status: Any, dagster_ui: str) -> BatchView:
-        """Build from the Orchestrator's ``BatchStatus`` (kept separate so the API is stable)."""
-        data = status.model_dump(mode="json")
-        batch_id = data["batch_id"]
+    def of(cls, status: BatchStatus, dagster_ui: str) -> BatchView:
+        """``status`` with the links to its event stream and its partition in the Dagster UI."""
         return cls(
-            **{k: v for k, v in data.items() if k in cls.model_fields},
-            events_url=f"/batches/{batch_id}/events",
-            dagster_url=dagster_link(dagster_ui, batch_id),
+            **status.model_dump(),
+            events_url=events_link(status.batch_id),
+            dagster_url=dagster_link(dagster_ui, status.batch_id),
         )
+
+
+def events_link(batch_id: str) -> str:
+    """The batch's SSE stream, relative to the API's root."""
+    return f"/batches/{batch_id}/events"
 
 
 def dagster_link(dagster_ui: str, batch_id: str) -> str:

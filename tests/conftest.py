@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -14,6 +15,7 @@ from knowledge_assets.db.admin import create_database, drop_database
 from knowledge_assets.db.embedded import EmbeddedPostgres, to_sqlalchemy_url
 from knowledge_assets.db.engine import engine_for
 from knowledge_assets.settings import Settings
+from tests.fakes.openai_server import FakeOpenAI
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -40,11 +42,25 @@ def admin_url() -> Iterator[str]:
     if external:
         yield to_sqlalchemy_url(external)
         return
+    with embedded_server("kat-") as server:
+        yield server.start()
+
+
+@pytest.fixture
+def own_server() -> Iterator[EmbeddedPostgres]:
+    """An embedded server of the test's own (not started), for tests that restart it."""
+    with embedded_server("kao-") as server:
+        yield server
+
+
+@contextlib.contextmanager
+def embedded_server(prefix: str) -> Iterator[EmbeddedPostgres]:
+    """An embedded server in a new directory under /tmp, stopped and deleted afterwards."""
     # Short path: PostgreSQL's Unix socket path must stay under ~100 bytes.
-    root = Path(tempfile.mkdtemp(prefix="kat-", dir="/tmp"))
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     server = EmbeddedPostgres(root / "pg")
     try:
-        yield server.start()
+        yield server
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -53,12 +69,33 @@ def admin_url() -> Iterator[str]:
 @pytest.fixture
 def database_url(admin_url: str) -> Iterator[str]:
     """A fresh database for one test, dropped afterwards."""
+    with fresh_database(admin_url) as url:
+        yield url
+
+
+@pytest.fixture
+def reference_url(admin_url: str) -> Iterator[str]:
+    """A second fresh database, where the direct pipeline writes the graph a test expects."""
+    with fresh_database(admin_url) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    """A new database on the admin URL's server, dropped afterwards."""
     url = create_database(admin_url)
     try:
         yield url
     finally:
         engine_for(url).dispose()
         drop_database(url)
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[FakeOpenAI]:
+    """A local OpenAI-compatible server, slow enough (0.1 s an answer) to interrupt mid-run."""
+    with FakeOpenAI(default_delay=0.1) as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -40,6 +40,19 @@ def reference_snapshot(
     return GraphStore(engine_for(database_url)).snapshot()
 
 
+def reference_run(
+    settings: Settings, database_url: str, items: Sequence[DocumentInput], fake: FakeOpenAI
+) -> tuple[dict[str, list[tuple[object, ...]]], int]:
+    """The reference graph and its number of chunks (one call each to ``fake``, then forgotten).
+
+    Forgotten so that the test counts only the platform's calls to the same fake LLM.
+    """
+    expected = reference_snapshot(settings, database_url, items)
+    chunks = len(fake.requests)
+    fake.forget()
+    return expected, chunks
+
+
 @dataclass
 class Kill:
     """A kill -9 of a run worker, and which chunks had been sent to the LLM before it."""

@@ -9,11 +9,49 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import psutil
 
 from knowledge_assets.settings import Settings
 from tests.conftest import PROJECT_ROOT, free_port
+
+
+def spawn(
+    command: Sequence[str], env: Mapping[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` from the project root in a session of its own, its output in ``log_path``.
+
+    Its own session keeps the terminal's Ctrl-C away from it and makes its pid the id of its
+    process group, so a test stops exactly what it started, by that pid, never by a name.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            list(command),
+            env=dict(env),
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def terminate(process: subprocess.Popen[bytes], timeout: float, *, group: bool = False) -> None:
+    """SIGTERM a spawned process (or its whole group) by its pid; SIGKILL it after ``timeout`` s.
+
+    A process that has already exited is left alone: its pid may belong to another process now.
+    """
+    if process.poll() is not None:
+        return
+    send = os.killpg if group else os.kill
+    send(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        send(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 class DagsterDaemon:
@@ -26,22 +64,14 @@ class DagsterDaemon:
 
     def start(self) -> DagsterDaemon:
         """Start the daemon with the environment of this test (home, database, DAGSTER_HOME)."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         home = self.settings.dagster_home
         home.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
         env = dict(os.environ, DAGSTER_HOME=str(home))
         # dagster-daemon, started by our entry point so the warm fork server is up first
         daemon = [sys.executable, "-m", "knowledge_assets.orchestration.daemon"]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [*daemon, "run", "-w", str(PROJECT_ROOT / "workspace.yaml")],
-                env=env,
-                cwd=PROJECT_ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        command = [*daemon, "run", "-w", str(PROJECT_ROOT / "workspace.yaml")]
+        self.process = spawn(command, env, self.log_path)
         return self
 
     def descendants(self) -> list[psutil.Process]:
@@ -71,12 +101,7 @@ class DagsterDaemon:
             self._reap_orphans()
             return
         victims = self.descendants()
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        terminate(self.process, 15, group=True)
         _, alive = psutil.wait_procs(victims, timeout=10)
         for process in alive:
             process.kill()
@@ -84,13 +109,16 @@ class DagsterDaemon:
 
     def _reap_orphans(self) -> None:
         # Run workers may outlive a killed daemon in a new session: find them by our home.
+        # A PostgreSQL server the test restarted has that home too (pg_ctl passes the test's
+        # environment on), but it is the test's database, not an orphan.
         home = str(self.settings.home)
-        for process in psutil.process_iter(["environ"]):
+        for process in psutil.process_iter(["environ", "name"]):
             try:
                 environ = process.info.get("environ") or {}
             except psutil.Error:
                 continue
-            if environ.get("KNOWLEDGE_HOME") == home and process.pid != os.getpid():
+            ours = environ.get("KNOWLEDGE_HOME") == home and process.pid != os.getpid()
+            if ours and process.info.get("name") != "postgres":
                 with contextlib.suppress(psutil.NoSuchProcess):
                     process.kill()
 
@@ -117,21 +145,12 @@ class KnowledgeUp:
 
     def start(self) -> KnowledgeUp:
         """Start the platform with this test's environment."""
-        log_dir = self.settings.home / "logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
         # A free API port too: `knowledge up` starts the API, and 8000 may be taken on this host.
         env = dict(
             os.environ, KNOWLEDGE_UI_PORT=str(self.ui_port), KNOWLEDGE_API_PORT=str(free_port())
         )
-        with (log_dir / "up.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "knowledge_assets.cli", "up"],
-                env=env,
-                cwd=PROJECT_ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        command = [sys.executable, "-m", "knowledge_assets.cli", "up"]
+        self.process = spawn(command, env, self.settings.home / "logs" / "up.log")
         return self
 
     def tree(self) -> list[psutil.Process]:
@@ -161,13 +180,7 @@ class KnowledgeUp:
         if self.process is None:
             return
         victims = self.tree()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, 60)
         _, alive = psutil.wait_procs(victims, timeout=20)
         for process in alive:
             with contextlib.suppress(psutil.NoSuchProcess):

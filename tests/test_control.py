@@ -7,22 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from knowledge_assets.db.admin import create_database, drop_database
-from knowledge_assets.db.engine import engine_for
 from knowledge_assets.orchestration.orchestrator import Orchestrator
 from knowledge_assets.orchestration.state import BatchState
 from knowledge_assets.pipeline.store import GraphStore
 from knowledge_assets.settings import Settings
 from tests.corpus import synthetic_documents
-from tests.durability import extraction_underway, llm_environment, reference_snapshot
+from tests.durability import extraction_underway, llm_environment, reference_run
 from tests.fakes.openai_server import FakeOpenAI
 from tests.processes import DagsterDaemon, wait_until
-
-
-@pytest.fixture
-def fake_llm() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(default_delay=0.1) as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -41,21 +33,11 @@ def platform(
             daemon.stop()
 
 
-@pytest.fixture
-def reference_url(admin_url: str) -> Iterator[str]:
-    url = create_database(admin_url)
-    yield url
-    engine_for(url).dispose()
-    drop_database(url)
-
-
 def test_interrupt_stops_every_call_and_resume_finishes_the_batch(
     platform: Orchestrator, fake_llm: FakeOpenAI, reference_url: str
 ) -> None:
     items = synthetic_documents(30)
-    expected = reference_snapshot(platform.settings, reference_url, items)
-    chunks = len(fake_llm.requests)
-    del fake_llm._requests[:]
+    expected, chunks = reference_run(platform.settings, reference_url, items, fake_llm)
 
     batch_id = platform.submit(items).batch_id
     wait_until(lambda: extraction_underway(fake_llm, chunks), 120, every=0.05)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 
 from knowledge_assets.db import tables as t
-from knowledge_assets.db.admin import create_database, drop_database
 from knowledge_assets.db.embedded import EmbeddedPostgres
 from knowledge_assets.db.engine import engine_for
 from knowledge_assets.failpoints import ALWAYS, ENVIRONMENT, arm
@@ -30,16 +27,10 @@ from tests.durability import (
     kill_run_worker,
     llm_environment,
     redone_calls,
-    reference_snapshot,
+    reference_run,
 )
 from tests.fakes.openai_server import FakeOpenAI
 from tests.processes import DagsterDaemon, KnowledgeUp, wait_until
-
-
-@pytest.fixture
-def fake_llm() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(default_delay=0.1) as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -51,14 +42,6 @@ def llm_settings(
     monkeypatch.setenv(ENVIRONMENT, str(tmp_path / "failpoints"))
     monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))
     return Settings()
-
-
-@pytest.fixture
-def reference_url(admin_url: str) -> Iterator[str]:
-    url = create_database(admin_url)
-    yield url
-    engine_for(url).dispose()
-    drop_database(url)
 
 
 @pytest.fixture
@@ -82,9 +65,7 @@ def test_kill_9_of_the_run_worker_mid_extraction_resumes_with_the_same_graph(
     reference_url: str,
 ) -> None:
     items = synthetic_documents(30)
-    expected = reference_snapshot(llm_settings, reference_url, items)
-    chunks = len(fake_llm.requests)
-    del fake_llm._requests[:]  # count only the platform's calls from here on
+    expected, chunks = reference_run(llm_settings, reference_url, items, fake_llm)
 
     batch_id = orchestrator.submit(items).batch_id
     wait_until(lambda: extraction_underway(fake_llm, chunks), 120, every=0.05)
@@ -106,9 +87,7 @@ def test_every_platform_process_killed_mid_extraction_then_restarted_resumes_by_
     reference_url: str,
 ) -> None:
     items = synthetic_documents(30)
-    expected = reference_snapshot(llm_settings, reference_url, items)
-    chunks = len(fake_llm.requests)
-    del fake_llm._requests[:]
+    expected, chunks = reference_run(llm_settings, reference_url, items, fake_llm)
 
     platform = KnowledgeUp(llm_settings, free_port()).start()
     try:
@@ -166,9 +145,9 @@ def test_database_restarted_mid_run_completes_with_nothing_lost_or_duplicated(
     fake_llm: FakeOpenAI,
     reference_url: str,
     monkeypatch: pytest.MonkeyPatch,
+    own_server: EmbeddedPostgres,
 ) -> None:
-    server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="kad-", dir="/tmp")) / "pg")
-    url = server.start()
+    url = own_server.start()
     for key, value in llm_environment(fake_llm).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("KNOWLEDGE_HOME", str(tmp_path / "home"))
@@ -176,18 +155,16 @@ def test_database_restarted_mid_run_completes_with_nothing_lost_or_duplicated(
     own = Settings()
     monkeypatch.setenv("DAGSTER_HOME", str(own.dagster_home))
     items = synthetic_documents(30)
-    expected = reference_snapshot(own, reference_url, items)
-    chunks = len(fake_llm.requests)
-    del fake_llm._requests[:]
+    expected, chunks = reference_run(own, reference_url, items, fake_llm)
     daemon = None
     try:
         with Orchestrator.for_settings(own) as orchestrator:
             daemon = DagsterDaemon(own).start()
             batch_id = orchestrator.submit(items).batch_id
             wait_until(lambda: extraction_underway(fake_llm, chunks), 180, every=0.05)
-            postmaster = server.pgdata / "postmaster.pid"
+            postmaster = own_server.pgdata / "postmaster.pid"
             old_pid = postmaster.read_text().split()[0]
-            server.restart()
+            own_server.restart()
             assert postmaster.read_text().split()[0] != old_pid
 
             done = wait_until(lambda: _terminal(orchestrator, batch_id), 240)
@@ -197,8 +174,6 @@ def test_database_restarted_mid_run_completes_with_nothing_lost_or_duplicated(
         if daemon is not None:
             daemon.stop()
         engine_for(url).dispose()
-        server.stop()
-        shutil.rmtree(server.pgdata.parent, ignore_errors=True)
 
 
 def _terminal(orchestrator: Orchestrator, batch_id: str) -> BatchStatus | None:

@@ -15,14 +15,13 @@ import httpx
 import psutil
 import pytest
 
-from knowledge_assets.db.admin import create_database, drop_database
 from knowledge_assets.db.engine import engine_for
 from knowledge_assets.demo import CORPUS_DIR
 from knowledge_assets.pipeline.pipeline import ExtractionPipeline
 from knowledge_assets.pipeline.registry import merge_new_batches
 from knowledge_assets.pipeline.store import GraphStore
 from knowledge_assets.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import free_port, fresh_database
 
 ASSETS_QUERY = """{ assetNodes { assetKey { path } partitionDefinition { name } } }"""
 MATERIALIZATIONS = """
@@ -99,11 +98,8 @@ class Platform:
 
 @pytest.fixture
 def two_databases(admin_url: str) -> Iterator[tuple[str, str]]:
-    urls = (create_database(admin_url), create_database(admin_url))
-    yield urls
-    for url in urls:
-        engine_for(url).dispose()
-        drop_database(url)
+    with fresh_database(admin_url) as first, fresh_database(admin_url) as second:
+        yield first, second
 
 
 def test_demo_batch_runs_through_the_daemon_like_the_direct_pipeline(

@@ -1,8 +1,6 @@
 """Pooled dagster-postgres storages: set by dagster.yaml, surviving a database restart."""
 
 import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,17 +68,6 @@ def _sessions(instance: dg.DagsterInstance) -> int:
         )
 
 
-@pytest.fixture
-def own_server() -> Iterator[EmbeddedPostgres]:
-    root = Path(tempfile.mkdtemp(prefix="kap-", dir="/tmp"))
-    server = EmbeddedPostgres(root / "pg")
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
-
-
 def _instance_on(server: EmbeddedPostgres, home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("KNOWLEDGE_DATABASE_URL", server.start())
     home.mkdir(parents=True, exist_ok=True)
@@ -97,8 +84,7 @@ def _restarting_job(server: EmbeddedPostgres) -> dg.JobDefinition:
 
     @dg.op
     def restart_database(value: int) -> int:
-        server.stop()
-        server.start()
+        server.restart()
         return value + 1
 
     @dg.op

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from pydantic import SecretStr
 
 from knowledge_assets.db.embedded import EmbeddedPostgres
@@ -18,17 +14,6 @@ from knowledge_assets.pipeline.pipeline import ExtractionPipeline
 from knowledge_assets.pipeline.store import GraphStore
 from knowledge_assets.settings import Settings
 from tests.fakes.openai_server import FakeOpenAI, Reply
-
-
-@pytest.fixture
-def own_server() -> Iterator[EmbeddedPostgres]:
-    root = Path(tempfile.mkdtemp(prefix="kar-", dir="/tmp"))
-    server = EmbeddedPostgres(root / "pg")
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_database_restart_between_batches_loses_nothing(
@@ -42,9 +27,7 @@ def test_database_restart_between_batches_loses_nothing(
 
     postmaster = own_server.pgdata / "postmaster.pid"
     old_pid = postmaster.read_text().split()[0]
-    own_server.stop()
-    assert not postmaster.exists()
-    assert own_server.start() == url
+    own_server.restart()
     assert postmaster.read_text().split()[0] != old_pid
 
     again = pipeline.run_paths([CORPUS_DIR])

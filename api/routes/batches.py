@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from api.deps import Caller, Context
 from api.errors import ApiError, ErrorBody
-from api.models import BatchAccepted, BatchPage, BatchView, SubmitJson, dagster_link
+from api.models import BatchAccepted, BatchPage, BatchView, SubmitJson, dagster_link, events_link
 from api.uploads import read_submission
 from knowledge_assets.pipeline.batches import BATCH_ID
 
@@ -78,7 +78,7 @@ async def submit_batch(request: Request, context: Context, caller: Caller) -> Ba
     return BatchAccepted(
         batch_id=status.batch_id,
         state=str(status.state),
-        events_url=f"/batches/{status.batch_id}/events",
+        events_url=events_link(status.batch_id),
         dagster_url=dagster_link(settings.dagster_ui_url, status.batch_id),
     )
 

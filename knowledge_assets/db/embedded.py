@@ -59,6 +59,9 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError("the embedded PostgreSQL is not started by this process")
         pg_ctl = _pgserver()._commands.pg_ctl  # generated at import time, invisible to mypy
         pg_ctl(["-m", "fast", "-w", "restart"], pgdata=self.pgdata, user=self._server.system_user)
+        # pgserver stops the server on the last ``stop`` only if the postmaster it recorded still
+        # runs: record the new one, or a restarted server would outlive its last handle.
+        self._server.ensure_postgres_running()
 
     def stop(self) -> None:
         """Release this process's handle; the server stops when no process holds one."""

@@ -131,6 +131,11 @@ class FakeOpenAI:
         with self._lock:
             return list(self._requests)
 
+    def forget(self) -> None:
+        """Clear the record of requests, so that a test counts only the calls from here on."""
+        with self._lock:
+            self._requests.clear()
+
     def script(self, *replies: Reply) -> None:
         """Queue replies; each is used once, by the first request whose chunk contains its match."""
         with self._lock:

@@ -57,18 +57,27 @@ def wait_for_state(url: str, batch_id: str, states: set[str], timeout: float = 3
     raise AssertionError(f"batch {batch_id} not in {states} after {timeout} s: {body}")
 
 
+def _environment(root: Path, database_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a test platform under ``root``: small limits, a fast heartbeat."""
+    return dict(
+        os.environ,
+        KNOWLEDGE_HOME=str(root / "home"),
+        KNOWLEDGE_DATABASE_URL=database_url,
+        DAGSTER_HOME=str(root / "home" / "dagster"),
+        KNOWLEDGE_API_MAX_UPLOAD_BYTES="1000000",
+        KNOWLEDGE_API_STREAM_HEARTBEAT_S="1",
+        **extra,
+    )
+
+
 @pytest.fixture(scope="session")
 def stack(admin_url: str) -> Iterator[Stack]:
     root = Path(tempfile.mkdtemp(prefix="kapi-", dir="/tmp"))
     url = create_database(admin_url)
-    env = dict(
-        os.environ,
-        KNOWLEDGE_HOME=str(root / "home"),
-        KNOWLEDGE_DATABASE_URL=url,
-        DAGSTER_HOME=str(root / "home" / "dagster"),
-        KNOWLEDGE_API_MAX_UPLOAD_BYTES="1000000",
+    env = _environment(
+        root,
+        url,
         KNOWLEDGE_API_MAX_STREAMS_PER_TOKEN="4",
-        KNOWLEDGE_API_STREAM_HEARTBEAT_S="1",
         KNOWLEDGE_API_STREAM_SEND_TIMEOUT_S="2",
         # Far fewer than the frozen-client test's events: its readers replay, then hand over.
         KNOWLEDGE_API_STREAM_KEEP_EVENTS="500",
@@ -105,14 +114,7 @@ def bare(admin_url: str) -> Iterator[ApiServer]:
     """
     root = Path(tempfile.mkdtemp(prefix="kbare-", dir="/tmp"))
     url = create_database(admin_url)
-    env = dict(
-        os.environ,
-        KNOWLEDGE_HOME=str(root / "home"),
-        KNOWLEDGE_DATABASE_URL=url,
-        DAGSTER_HOME=str(root / "home" / "dagster"),
-        KNOWLEDGE_API_MAX_UPLOAD_BYTES="1000000",
-        KNOWLEDGE_API_STREAM_HEARTBEAT_S="1",
-    )
+    env = _environment(root, url)
     server = ApiServer(env, root / "logs" / "api.log").start()
     try:
         yield server

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import PROJECT_ROOT, free_port
+from tests.conftest import free_port
+from tests.processes import spawn, terminate
 
 TOKEN = "test-token-0123456789abcdef"
 
@@ -30,16 +31,7 @@ class ApiServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> ApiServer:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "api"],
-                env=self.env,
-                cwd=PROJECT_ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = spawn([sys.executable, "-m", "api"], self.env, self.log_path)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log_path.read_text()[-3000:]
@@ -58,14 +50,9 @@ class ApiServer:
         self.process.wait()
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.kill(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        """SIGTERM the server; SIGKILL it if it has not exited within 20 s."""
+        if self.process is not None:
+            terminate(self.process, 20)
 
 
 def auth(token: str = TOKEN) -> dict[str, str]:
