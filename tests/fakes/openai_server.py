@@ -177,15 +177,23 @@ class FakeOpenAI:
         return Reply(delay=self.default_delay)
 
     def respond(self, request: RecordedRequest) -> tuple[Reply, str]:
-        """Record a request, wait out its reply's delay, and build the HTTP body to send."""
+        """Record a request, build the HTTP body to send, and wait out the reply's delay.
+
+        The body is built before the wait: requests arriving together are answered together,
+        and work left for after the delay would make the last of them late.
+        """
         with self._serving(request) as reply:
+            body = self._body(reply, request)
             self._stopping.wait(max(0.0, reply.delay - (time.monotonic() - request.received_at)))
-            if reply.body is not None:
-                return reply, reply.body
-            if reply.status != 200:
-                return reply, json.dumps({"error": {"message": f"scripted {reply.status}"}})
-            content = self.responder(request) if reply.content is None else reply.content
-            return reply, json.dumps(_completion(content, request))
+            return reply, body
+
+    def _body(self, reply: Reply, request: RecordedRequest) -> str:
+        if reply.body is not None:
+            return reply.body
+        if reply.status != 200:
+            return json.dumps({"error": {"message": f"scripted {reply.status}"}})
+        content = self.responder(request) if reply.content is None else reply.content
+        return json.dumps(_completion(content, request))
 
 
 class _Server(ThreadingHTTPServer):
