@@ -36,7 +36,7 @@ def main() -> int:
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {_cores()} cores, python {sys.version.split()[0]}",
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-        "command": "make bench" + (f" ONLY={args.only}" if args.only else ""),
+        "command": "make bench" + (f" ONLY={','.join(args.only)}" if args.only else ""),
         "benchmarks": {},
     }
     began = time.monotonic()
