@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -46,14 +46,55 @@ print(json.dumps({"run_s": time.perf_counter() - began, "chunks": result.chunks,
 """
 
 
+_BATCH_DATA = """
+import gc, json, sys, tracemalloc
+from pathlib import Path
+import dagster as dg
+from knowledge_assets.io_managers import PydanticJsonIOManager
+root, partition, assets = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+io_manager = PydanticJsonIOManager(base_path=str(root))
+tracemalloc.start()
+sizes = {}
+for asset in assets:
+    context = dg.build_input_context(asset_key=dg.AssetKey(asset), partition_key=partition)
+    for _ in range(2):  # the first load also imports and warms the model classes
+        value = None
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        value = io_manager.load_input(context)
+        gc.collect()
+        held, peak = tracemalloc.get_traced_memory()
+    sizes[asset] = {"held_mb": (held - before) / 2**20, "load_peak_mb": (peak - before) / 2**20,
+                    "file_mb": (root / asset / f"{partition}.json").stat().st_size / 2**20}
+print(json.dumps(sizes))
+"""
+
+# What each step of ``extract_batch`` holds: its inputs, then its output last (assets/batch.py).
+STEP_DATA = {
+    "documents": ("documents",),  # no input but the stored document bytes
+    "chunks": ("documents", "chunks"),
+    "extractions": ("chunks", "extractions"),
+    "resolved_entities": ("documents", "chunks", "extractions", "resolved_entities"),
+    "validated_graph": ("resolved_entities", "validated_graph"),
+    "ingested_graph": ("documents", "validated_graph", "ingested_graph"),
+}
+
+
 @dataclass(frozen=True)
 class LaunchedRun:
-    """One launched batch: wall time from submit to Complete, and its run worker's peak RSS."""
+    """One launched batch: wall time from submit to Complete, and its run worker's memory.
+
+    ``rss_by_step_mb`` is the worker's largest resident size seen during each step;
+    ``batch_data_mb`` the size of each asset value of the batch (see ``measure_batch_data``).
+    """
 
     seconds: float
     peak_rss_mb: float
     state: str
     phases: dict[str, float]
+    rss_by_step_mb: dict[str, float] = field(default_factory=dict)
+    batch_data_mb: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -116,9 +157,15 @@ def run_direct(admin_url: str, paths: Sequence[Path]) -> DirectRun:
     return DirectRun(seconds, figures["run_s"], figures["chunks"], figures["stages"], peak)
 
 
-def run_launched(admin_url: str, items: Sequence[DocumentInput]) -> LaunchedRun:
-    """Submit ``items`` to a freshly started platform (fresh database) and wait for Complete."""
-    with fresh_database(admin_url) as url, _platform(url) as (platform, orchestrator):
+def run_launched(
+    admin_url: str, items: Sequence[DocumentInput], *, measure_data: bool = True
+) -> LaunchedRun:
+    """Submit ``items`` to a freshly started platform (fresh database) and wait for Complete.
+
+    With ``measure_data``, the batch's stored asset values are measured afterwards (outside the
+    timed part) while the platform's storage still holds them.
+    """
+    with fresh_database(admin_url) as url, _platform(url) as (platform, orchestrator, settings):
         daemon = platform.children["daemon"].pid
         with _PeakRss(daemon) as peak:
             began = time.time()
@@ -127,7 +174,57 @@ def run_launched(admin_url: str, items: Sequence[DocumentInput]) -> LaunchedRun:
             status = orchestrator.wait(batch_id, timeout_s=1800, poll_s=0.5)
         (run_id,) = orchestrator.run_ids(batch_id)
         phases = _phases(orchestrator.instance, run_id, began)
-        return LaunchedRun(phases["total"], peak.mb, str(status.state), phases)
+        by_step = _rss_by_step(orchestrator.instance, run_id, peak.samples)
+        data = measure_batch_data(settings.storage_dir / "assets", batch_id) if measure_data else {}
+        return LaunchedRun(phases["total"], peak.mb, str(status.state), phases, by_step, data)
+
+
+def measure_batch_data(root: Path, partition: str) -> dict[str, dict[str, float]]:
+    """Each asset value of a batch as the run worker holds it, loaded in a fresh process.
+
+    Loaded through the IO manager, as the run worker loads its inputs; ``held_mb`` is what the
+    value occupies once loaded (tracemalloc, after a warm-up load), ``load_peak_mb`` the most
+    memory loading it needed, ``file_mb`` the stored JSON.
+    """
+    assets = json.dumps(list(STEP_DATA))
+    argv = [sys.executable, "-c", _BATCH_DATA, str(root), partition, assets]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"measuring the batch's data failed: {done.stderr[-3000:]}")
+    sizes: dict[str, dict[str, float]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return {asset: {k: round(v, 2) for k, v in figures.items()} for asset, figures in sizes.items()}
+
+
+def _rss_by_step(
+    instance: dg.DagsterInstance, run_id: str, samples: list[tuple[float, int, int]]
+) -> dict[str, float]:
+    """The worker's largest resident size while each step ran (from its start to end event).
+
+    Samples come every 0.1 s and miss short spikes, but the high-water mark (VmHWM) misses
+    nothing: when it rose during a step, that step reached it.
+    """
+    spans: dict[str, list[float]] = {}
+    for record in instance.get_records_for_run(run_id, limit=100000).records:
+        event = record.event_log_entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type_value in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE"):
+            spans.setdefault(event.step_key, []).append(record.timestamp)
+    return {
+        step: round(_step_peak_kb(samples, min(ts), max(ts)) / 1024, 1)
+        for step, ts in spans.items()
+    }
+
+
+def _step_peak_kb(samples: list[tuple[float, int, int]], began: float, ended: float) -> float:
+    before = max((high for t, high, _ in samples if t < began), default=0)
+    during = [(high, now) for t, high, now in samples if began <= t <= ended + 0.2]
+    if not during:
+        return 0.0
+    peak = max(now for _, now in during)
+    if during[-1][0] > before:
+        peak = max(peak, during[-1][0])
+    return float(peak)
 
 
 _PHASE_EVENTS = {
@@ -155,7 +252,7 @@ def _phases(instance: dg.DagsterInstance, run_id: str, began: float) -> dict[str
 
 
 @contextmanager
-def _platform(url: str) -> Iterator[tuple[Platform, Orchestrator]]:
+def _platform(url: str) -> Iterator[tuple[Platform, Orchestrator, Settings]]:
     with tempfile.TemporaryDirectory(prefix="kab-home-") as home:
         settings = Settings(home=Path(home), database_url=url)
         platform = Platform(settings, services=("daemon",))
@@ -163,7 +260,7 @@ def _platform(url: str) -> Iterator[tuple[Platform, Orchestrator]]:
         try:
             with Orchestrator.for_settings(settings) as orchestrator:
                 _await_daemons(orchestrator)
-                yield platform, orchestrator
+                yield platform, orchestrator, settings
         finally:
             platform.stop()
 
@@ -183,12 +280,17 @@ def _await_daemons(orchestrator: Orchestrator, timeout_s: float = 120) -> None:
 
 
 class _PeakRss:
-    """Follows the run workers (descendants of the daemon): the largest VmHWM seen."""
+    """Follows the run workers (descendants of the daemon): the largest VmHWM seen.
+
+    ``samples`` keeps (wall time, VmHWM, VmRSS in KiB) of every look, to tell which step set
+    the peak.
+    """
 
     def __init__(self, daemon_pid: int, every_s: float = 0.1) -> None:
         self.daemon = psutil.Process(daemon_pid)
         self.every_s = every_s
         self.peak_kb = 0
+        self.samples: list[tuple[float, int, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, daemon=True)
 
@@ -208,7 +310,9 @@ class _PeakRss:
     def _follow(self) -> None:
         while not self._stop.wait(self.every_s):
             for worker in self._workers():
-                self.peak_kb = max(self.peak_kb, _high_water_kb(worker.pid))
+                high, now = _memory_kb(worker.pid)
+                self.peak_kb = max(self.peak_kb, high)
+                self.samples.append((time.time(), high, now))
 
     def _workers(self) -> list[psutil.Process]:
         try:
@@ -231,12 +335,15 @@ def _is_run_worker(process: psutil.Process) -> bool:
         return False
 
 
-def _high_water_kb(pid: int) -> int:
+def _memory_kb(pid: int) -> tuple[int, int]:
+    """VmHWM (peak resident size) and VmRSS (resident size now) of ``pid``, in KiB."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
-        return 0
+        return 0, 0
+    found = {"VmHWM:": 0, "VmRSS:": 0}
     for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
+        name = line.split(maxsplit=1)[0] if line else ""
+        if name in found:
+            found[name] = int(line.split()[1])
+    return found["VmHWM:"], found["VmRSS:"]

@@ -37,9 +37,10 @@ def _size(admin: str, size: int, pairs: int) -> dict[str, Any]:
     direct: list[DirectRun] = []
     launched: list[LaunchedRun] = []
     loads: list[float] = []
-    for _ in range(pairs):
+    for pair in range(pairs):
         direct.append(run_direct(admin, paths))
-        launched.append(run_launched(admin, items))
+        # ``memory`` needs the batch's data measured once per size, not after every trial.
+        launched.append(run_launched(admin, items, measure_data=pair == pairs - 1))
         loads.append(os.getloadavg()[0])
         print(f"overhead {size}: direct {direct[-1].seconds:.2f} s, launched "
               f"{launched[-1].seconds:.2f} s, load {loads[-1]:.2f}", flush=True)  # fmt: skip

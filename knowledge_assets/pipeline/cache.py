@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -12,14 +13,35 @@ from sqlalchemy.dialects.postgresql import insert
 
 from knowledge_assets.db.tables import extraction_attempts, extraction_cache
 from knowledge_assets.failpoints import failpoint
-from knowledge_assets.pipeline.extractors.base import Extractor
+from knowledge_assets.pipeline.extractors.base import CheckpointingExtractor, Extractor
 from knowledge_assets.pipeline.models import Chunk, ChunkExtraction, ChunkResult, ExtractorInfo
+
+CacheRow = tuple[Chunk, ExtractorInfo, ChunkExtraction]
 
 
 def cache_key(chunk: Chunk, info: ExtractorInfo) -> str:
     """Chunk content + extractor name/version + ontology/prompt hash: nothing else matters."""
     parts = (chunk.sha256, info.name, info.version, info.config_hash)
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+# One statement, in autocommit: atomic, and a single round trip. A cached chunk is no suspect, so
+# the same statement stores results and clears their attempt counts.
+_STORE = sa.text(
+    f"""
+    WITH stored AS (
+        INSERT INTO {extraction_cache.fullname}
+            (key, extractor, extractor_version, config_hash, chunk_sha256, result)
+        SELECT * FROM unnest(
+            CAST(:keys AS text[]), CAST(:extractors AS text[]), CAST(:versions AS text[]),
+            CAST(:config_hashes AS text[]), CAST(:chunk_hashes AS text[]),
+            CAST(:results AS jsonb[])
+        )
+        ON CONFLICT DO NOTHING
+    )
+    DELETE FROM {extraction_attempts.fullname} WHERE key = ANY(CAST(:keys AS text[]))
+    """
+)
 
 
 class ExtractionCache:
@@ -41,30 +63,15 @@ class ExtractionCache:
                     found[key] = ChunkExtraction.model_validate(result)
         return found
 
-    def put_many(self, rows: Sequence[tuple[Chunk, ExtractorInfo, ChunkExtraction]]) -> None:
-        """Store extractions in one transaction; an existing key is left as it is.
+    def put_many(self, rows: Sequence[CacheRow]) -> None:
+        """Store extractions; an existing key is left as it is. The keys' attempts are cleared."""
+        if rows:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                c.execute(_STORE, _store_params(rows))
 
-        The same transaction clears the keys' attempt counts: a cached chunk is no suspect.
-        """
-        if not rows:
-            return
-        values = [
-            {
-                "key": cache_key(chunk, info),
-                "extractor": info.name,
-                "extractor_version": info.version,
-                "config_hash": info.config_hash,
-                "chunk_sha256": chunk.sha256,
-                "result": extraction.model_dump(mode="json"),
-            }
-            for chunk, info, extraction in rows
-        ]
-        keys = [v["key"] for v in values]
-        with self.engine.begin() as connection:
-            connection.execute(insert(extraction_cache).on_conflict_do_nothing(), values)
-            connection.execute(
-                sa.delete(extraction_attempts).where(extraction_attempts.c.key.in_(keys))
-            )
+    def writer(self) -> CacheWriter:
+        """``put_many`` over one connection kept open: for many small writes in a row."""
+        return CacheWriter(self.engine)
 
     def attempts(self, keys: Iterable[str]) -> dict[str, Attempts]:
         """Earlier unfinished attempts of the keys that have any."""
@@ -106,6 +113,57 @@ class ExtractionCache:
             )
 
 
+class CacheWriter:
+    """Stores extractions like ``ExtractionCache.put_many``, over one connection kept open.
+
+    The LLM's workers wait for their result's write before sending the next request, so a write
+    should cost one round trip: a pooled checkout pings the server first, a second one. When the
+    connection was lost (the database restarted), the write is made once more on a new one; it
+    is idempotent.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._connection: sa.Connection | None = None
+
+    def __call__(self, rows: Sequence[CacheRow]) -> None:
+        """Store ``rows`` in one statement; committed when this returns."""
+        if not rows:
+            return
+        params = _store_params(rows)
+        try:
+            self._connected().execute(_STORE, params)
+        except sa.exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            self.close()
+            self._connected().execute(_STORE, params)
+
+    def close(self) -> None:
+        """Return the connection to the pool."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _connected(self) -> sa.Connection:
+        if self._connection is None:
+            connection = self._engine.connect()
+            self._connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        return self._connection
+
+
+def _store_params(rows: Sequence[CacheRow]) -> dict[str, list[str]]:
+    """``_STORE``'s arrays; results as JSON text from pydantic, not dicts to encode again."""
+    return {
+        "keys": [cache_key(chunk, info) for chunk, info, _ in rows],
+        "extractors": [info.name for _, info, _ in rows],
+        "versions": [info.version for _, info, _ in rows],
+        "config_hashes": [info.config_hash for _, info, _ in rows],
+        "chunk_hashes": [chunk.sha256 for chunk, _, _ in rows],
+        "results": [extraction.model_dump_json() for _, _, extraction in rows],
+    }
+
+
 @dataclass(frozen=True)
 class Attempts:
     """How often a chunk was sent to the extractor without its result being cached."""
@@ -124,11 +182,65 @@ class ExtractionStats:
     failures: int = 0
 
 
+class GroupCommit:
+    """Makes rows durable for many threads at once: one transaction per burst, not per row.
+
+    ``put`` returns once its row is written. The first thread to arrive while no write is under
+    way writes every row queued so far; threads arriving meanwhile queue theirs for the next
+    write. At 32 answers arriving together this turns 32 transactions into a few.
+    """
+
+    def __init__(self, write: Callable[[list[CacheRow]], None]) -> None:
+        self._write = write
+        self._changed = threading.Condition()
+        self._queued: list[CacheRow] = []
+        self._collecting = 0  # number of the write the queued rows will go in
+        self._written = -1  # number of the last finished write
+        self._writing = False
+        self._errors: dict[int, BaseException] = {}
+
+    def put(self, row: CacheRow) -> None:
+        """Queue ``row`` and return once a write holding it committed; raise if it failed."""
+        with self._changed:
+            self._queued.append(row)
+            mine = self._collecting
+            while self._written < mine:
+                if self._writing:
+                    self._changed.wait()
+                else:
+                    self._write_queued()
+            error = self._errors.get(mine)
+        if error is not None:
+            raise CheckpointError(f"checkpoint write failed: {error}") from error
+
+    def _write_queued(self) -> None:
+        """Write every queued row; called, and returns, with the condition's lock held."""
+        rows, self._queued = self._queued, []
+        number, self._writing = self._collecting, True
+        self._collecting += 1
+        self._changed.release()
+        try:
+            self._write(rows)
+        except Exception as error:
+            self._errors[number] = error
+        finally:
+            self._changed.acquire()
+            self._written, self._writing = number, False
+            self._changed.notify_all()
+
+
+class CheckpointError(RuntimeError):
+    """Extraction results could not be stored; the extraction stops rather than lose them."""
+
+
 class CachedExtraction:
     """Serves chunks from the cache, sends only misses to the extractor, checkpoints as it goes.
 
     Results are flushed every ``flush_every`` chunks or ``flush_seconds``, so a crash loses at most
-    the chunks in flight plus one unflushed group.
+    the chunks in flight plus one unflushed group. A ``CheckpointingExtractor`` (the LLM) instead
+    stores each result from the worker that got it, through a ``GroupCommit``, before that worker
+    takes another chunk: a crash loses at most the requests in flight, and answers arriving
+    together share one transaction.
 
     Misses go to the extractor in groups, each group's attempt counted in the database first. A
     chunk whose earlier attempt never finished (its process crashed, or the extractor raised) is a
@@ -149,7 +261,8 @@ class CachedExtraction:
     ) -> None:
         self.cache = cache
         self.extractor = extractor
-        # Costly extractors (LLM calls) checkpoint every result; cheap ones amortise the write.
+        # Cheap extractors amortise the write; costly ones (LLM calls) store every result from
+        # their workers (``CheckpointingExtractor``), so ``flush_every`` does not apply to them.
         self.flush_every = flush_every or int(getattr(extractor, "checkpoint_every", 32))
         self.flush_seconds = flush_seconds
         self.group_size = group_size or int(getattr(extractor, "group_size", 64))
@@ -175,35 +288,28 @@ class CachedExtraction:
         if not misses:
             return
         earlier = self.cache.attempts(cache_key(c, info) for c in misses)
-        pending: list[tuple[Chunk, ExtractorInfo, ChunkExtraction]] = []
-        last_flush = [time.monotonic()]
-        try:
-            for group in self._groups(misses, info, earlier):
-                if isinstance(group, ChunkResult):
-                    self.stats.failures += 1
-                    yield group
-                    continue
-                for result in self._extract_group(group, info):
-                    self.stats.extractor_calls += 1
-                    if result.extraction is None:
-                        self.stats.failures += 1
-                        self.cache.record_error(
-                            [cache_key(c, info) for c in group if c.id == result.chunk_id],
-                            result.error or "failed",
-                        )
-                    else:
-                        chunk = next(c for c in group if c.id == result.chunk_id)
-                        pending.append((chunk, info, result.extraction))
-                    if self._flush_due(pending, last_flush[0]):
-                        self.cache.put_many(pending)
-                        pending, last_flush[0] = [], time.monotonic()
-                    yield result
-        finally:
-            self.cache.put_many(pending)
+        given_up, suspects, fresh = self._plan(misses, info, earlier)
+        for result in given_up:
+            self.stats.failures += 1
+            yield result
+        by_id = {c.id: c for c in misses}
+        if isinstance(self.extractor, CheckpointingExtractor):
+            results = self._streamed(self.extractor, suspects, fresh, info, by_id)
+        else:
+            results = self._grouped([*suspects, *fresh], info, by_id)
+        for result in results:
+            self.stats.extractor_calls += 1
+            if result.extraction is None:
+                self.stats.failures += 1
+                key = cache_key(by_id[result.chunk_id], info)
+                self.cache.record_error([key], result.error or "failed")
+            yield result
 
-    def _groups(
+    def _plan(
         self, misses: list[Chunk], info: ExtractorInfo, earlier: dict[str, Attempts]
-    ) -> Iterator[list[Chunk] | ChunkResult]:
+    ) -> tuple[list[ChunkResult], list[list[Chunk]], list[list[Chunk]]]:
+        """Chunks given up, suspect groups (smaller after each failed attempt), fresh groups."""
+        given_up: list[ChunkResult] = []
         fresh: list[Chunk] = []
         suspects: dict[int, list[Chunk]] = {}
         for chunk in misses:
@@ -211,24 +317,100 @@ class CachedExtraction:
             if attempt is None:
                 fresh.append(chunk)
             elif attempt.count >= self.max_attempts:
-                yield _given_up(chunk, attempt)
+                given_up.append(_given_up(chunk, attempt))
             else:
                 suspects.setdefault(attempt.count, []).append(chunk)
-        for count, chunks in sorted(suspects.items()):
-            size = max(1, self.group_size >> (3 * count))  # 64 → 8 → 1
-            yield from _split(chunks, size)
-        yield from _split(fresh, self.group_size)
+        suspect_groups = [
+            group
+            for count, chunks in sorted(suspects.items())
+            for group in _split(chunks, max(1, self.group_size >> (3 * count)))  # 64 → 8 → 1
+        ]
+        return given_up, suspect_groups, list(_split(fresh, self.group_size))
 
-    def _extract_group(self, group: list[Chunk], info: ExtractorInfo) -> Iterator[ChunkResult]:
+    def _grouped(
+        self, groups: list[list[Chunk]], info: ExtractorInfo, by_id: dict[str, Chunk]
+    ) -> Iterator[ChunkResult]:
+        """One group at a time through ``extract``; successes flushed here, amortised."""
+        pending: list[CacheRow] = []
+        last_flush = time.monotonic()
+        try:
+            for group in groups:
+                keys = self._begin(group, info)
+                try:
+                    for result in self.extractor.extract(group):
+                        if result.extraction is not None:
+                            pending.append((by_id[result.chunk_id], info, result.extraction))
+                        if self._flush_due(pending, last_flush):
+                            self.cache.put_many(pending)
+                            pending, last_flush = [], time.monotonic()
+                        yield result
+                except Exception as exc:
+                    self.cache.record_error(keys, f"{type(exc).__name__}: {exc}")
+                    raise
+        finally:
+            self.cache.put_many(pending)
+
+    def _streamed(
+        self,
+        extractor: CheckpointingExtractor,
+        suspects: list[list[Chunk]],
+        fresh: list[list[Chunk]],
+        info: ExtractorInfo,
+        by_id: dict[str, Chunk],
+    ) -> Iterator[ChunkResult]:
+        """Suspect groups one by one, then every fresh group as one stream.
+
+        A poison chunk must not take neighbours down with it, so a suspect group is alone in
+        flight. Fresh groups need no such barrier: a slot freed at the end of one group takes the
+        first chunk of the next instead of idling until the whole group is done.
+        """
+        writer = self.cache.writer()
+        commit = GroupCommit(writer)
+
+        def checkpoint(result: ChunkResult) -> None:
+            if result.extraction is not None:
+                commit.put((by_id[result.chunk_id], info, result.extraction))
+
+        try:
+            for groups in [*([group] for group in suspects), fresh]:
+                yield from self._stream(extractor, groups, info, checkpoint)
+        finally:
+            writer.close()
+
+    def _stream(
+        self,
+        extractor: CheckpointingExtractor,
+        groups: list[list[Chunk]],
+        info: ExtractorInfo,
+        checkpoint: Callable[[ChunkResult], None],
+    ) -> Iterator[ChunkResult]:
+        begun: list[Chunk] = []
+
+        def pulled() -> Iterator[Chunk]:
+            # Pulled by the extractor's workers, one chunk at a time: a group's attempt is
+            # counted when its first chunk is about to be sent.
+            for group in groups:
+                self._begin(group, info)
+                begun.extend(group)
+                yield from group
+
+        done: set[str] = set()
+        try:
+            for result in extractor.extract_checkpointed(pulled(), checkpoint):
+                done.add(result.chunk_id)
+                yield result
+        except Exception as exc:
+            unfinished = [cache_key(c, info) for c in begun if c.id not in done]
+            self.cache.record_error(unfinished, f"{type(exc).__name__}: {exc}")
+            raise
+
+    def _begin(self, group: list[Chunk], info: ExtractorInfo) -> list[str]:
+        """Count an attempt for each chunk of ``group``, before any of them is sent."""
         keys = [cache_key(c, info) for c in group]
         self.cache.begin_attempt(keys)
         for chunk in group:
             failpoint(f"poison.{chunk.sha256[:16]}")  # a chunk that crashes every attempt
-        try:
-            yield from self.extractor.extract(group)
-        except Exception as exc:
-            self.cache.record_error(keys, f"{type(exc).__name__}: {exc}")
-            raise
+        return keys
 
     def _flush_due(self, pending: Sequence[object], last_flush: float) -> bool:
         due = time.monotonic() - last_flush >= self.flush_seconds

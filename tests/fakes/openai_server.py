@@ -3,16 +3,21 @@
 Each request gets the next scripted ``Reply`` whose ``match`` occurs in the chunk text, or else the
 default responder's answer. Every request is recorded with its arrival time, and the server tracks
 how many requests were in flight at once.
+
+Connections are kept alive (HTTP/1.1), as a real endpoint's are, and a reply's delay runs from the
+request's arrival: the server's own parsing is part of the delay, not added to it, so 32 requests
+arriving together are all answered ``delay`` seconds later.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -153,6 +158,7 @@ class FakeOpenAI:
     ) -> None:
         self._stopping.set()
         self._server.shutdown()
+        self._server.drop_idle_connections()
         self._server.server_close()
         self._thread.join()
 
@@ -176,15 +182,23 @@ class FakeOpenAI:
         return Reply(delay=self.default_delay)
 
     def respond(self, request: RecordedRequest) -> tuple[Reply, str]:
-        """Record a request, wait out its reply's delay, and build the HTTP body to send."""
+        """Record a request, build the HTTP body to send, and wait out the reply's delay.
+
+        The body is built before the wait: requests arriving together are answered together,
+        and work left for after the delay would make the last of them late.
+        """
         with self._serving(request) as reply:
-            self._stopping.wait(reply.delay)
-            if reply.body is not None:
-                return reply, reply.body
-            if reply.status != 200:
-                return reply, json.dumps({"error": {"message": f"scripted {reply.status}"}})
-            content = self.responder(request) if reply.content is None else reply.content
-            return reply, json.dumps(_completion(content, request))
+            body = self._body(reply, request)
+            self._stopping.wait(max(0.0, reply.delay - (time.monotonic() - request.received_at)))
+            return reply, body
+
+    def _body(self, reply: Reply, request: RecordedRequest) -> str:
+        if reply.body is not None:
+            return reply.body
+        if reply.status != 200:
+            return json.dumps({"error": {"message": f"scripted {reply.status}"}})
+        content = self.responder(request) if reply.content is None else reply.content
+        return json.dumps(_completion(content, request))
 
 
 class _Server(ThreadingHTTPServer):
@@ -196,11 +210,43 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, fake: FakeOpenAI) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.fake = fake
+        self._idle: set[socket.socket] = set()
+        self._idle_lock = threading.Lock()
+
+    def idle(self, connection: socket.socket, waiting: bool) -> None:
+        """Track connections waiting for their next request (kept alive between requests)."""
+        with self._idle_lock:
+            (self._idle.add if waiting else self._idle.discard)(connection)
+
+    def drop_idle_connections(self) -> None:
+        """Wake handlers blocked on a kept-alive connection, so closing needs no read timeout."""
+        with self._idle_lock:
+            for connection in self._idle:
+                with suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    protocol_version = "HTTP/1.1"  # keep-alive: no new connection (and thread) per request
+    # Headers and body go out in two writes; on a kept-alive connection Nagle's algorithm would
+    # hold the body back until the client's delayed ACK, 40 ms later.
+    disable_nagle_algorithm = True
     timeout = 5
+    arrived = 0.0
+
+    def handle_one_request(self) -> None:
+        self.server.idle(self.connection, True)
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.idle(self.connection, False)
+
+    def parse_request(self) -> bool:
+        # Called as soon as the request line is in: the arrival that a reply's delay counts from.
+        self.arrived = time.monotonic()
+        self.server.idle(self.connection, False)
+        return super().parse_request()
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -208,7 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
             path=self.path,
             headers={k.lower(): v for k, v in self.headers.items()},
             body=_json_or_text(raw),
-            received_at=time.monotonic(),
+            received_at=self.arrived,
         )
         if self.path != "/v1/chat/completions":
             self._send(404, {}, json.dumps({"error": {"message": f"no route {self.path}"}}))
@@ -229,8 +275,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (timeout); nothing left to tell it
+        except OSError:
+            # The client gave up (timeout) or the server is stopping: nothing left to tell it.
+            self.close_connection = True
 
 
 def _completion(content: str, request: RecordedRequest) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from knowledge_assets.pipeline.models import Chunk, ChunkResult, ExtractorInfo
@@ -32,4 +32,25 @@ class Extractor(Protocol):
 
     def close(self) -> None:
         """Release clients, pools and models."""
+        ...
+
+
+@runtime_checkable
+class CheckpointingExtractor(Extractor, Protocol):
+    """An extractor whose workers hand each result to a checkpoint before taking the next chunk.
+
+    Costly extractors (LLM calls) use it: the caller's ``checkpoint`` makes the result durable in
+    the worker thread, so results from many workers share one write while no worker starts a new
+    request before its last result is stored. At any moment at most the extractor's concurrency
+    of requests were sent without their results being stored: that is all a kill -9 can lose.
+    """
+
+    def extract_checkpointed(
+        self, chunks: Iterable[Chunk], checkpoint: Callable[[ChunkResult], None]
+    ) -> Iterator[ChunkResult]:
+        """As ``extract``; each result is yielded only after ``checkpoint(result)`` returned.
+
+        ``chunks`` is pulled one chunk at a time as slots free up, so a caller can hand over a
+        lazy iterable (and, say, count attempts for a group when its first chunk is pulled).
+        """
         ...

@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
 import random
 import threading
-from collections.abc import Generator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Generator, Iterable, Sequence, Sized
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -133,9 +134,8 @@ class LLMExtractor:
         self._counts = {"calls": 0, "retries": 0, "rate_limited": 0}
         self._fatal: str | None = None
 
-    # Each call costs money and seconds: checkpoint every result (a database write is ~2 ms), and
-    # hand over enough chunks at a time to keep every concurrent slot busy.
-    checkpoint_every = 1
+    # Each call costs money and seconds: every result is checkpointed by the worker that got it
+    # (``extract_checkpointed``), and groups are large enough to keep every concurrent slot busy.
 
     @property
     def group_size(self) -> int:
@@ -171,15 +171,37 @@ class LLMExtractor:
 
         Closing the generator early cancels the chunks not started and waits for those in flight.
         """
-        if not chunks:
+        return self.extract_checkpointed(chunks, _no_checkpoint)
+
+    def extract_checkpointed(
+        self, chunks: Iterable[Chunk], checkpoint: Callable[[ChunkResult], None]
+    ) -> Generator[ChunkResult, None, None]:
+        """As ``extract``, handing each result to ``checkpoint`` in its worker thread first.
+
+        Workers pull chunks from ``chunks`` one at a time (so a lazy iterable sees each pull
+        only when a slot is free) and take the next only once ``checkpoint`` returned: requests
+        whose results are not stored yet never exceed ``llm_concurrency``. An error raised by
+        ``checkpoint`` or by the iterable ends the extraction with that error.
+        """
+        size = len(chunks) if isinstance(chunks, Sized) else self._settings.llm_concurrency
+        workers = min(self._settings.llm_concurrency, size)
+        if workers == 0:
             return
-        cancel = threading.Event()
-        workers = min(self._settings.llm_concurrency, len(chunks))
+        source, cancel = _Source(chunks), threading.Event()
+        finished: queue.SimpleQueue[ChunkResult | _WorkerEnd] = queue.SimpleQueue()
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm-extract")
         try:
-            futures = [pool.submit(self._result_for, chunk, cancel) for chunk in chunks]
-            for future in as_completed(futures):
-                yield future.result()
+            for _ in range(workers):
+                pool.submit(self._work, source, cancel, checkpoint, finished.put)
+            running = workers
+            while running:
+                item = finished.get()
+                if isinstance(item, ChunkResult):
+                    yield item
+                    continue
+                running -= 1
+                if item.error is not None:
+                    raise item.error
         finally:
             # A caller that stops iterating early must not leave retries sleeping in the pool.
             cancel.set()
@@ -204,6 +226,24 @@ class LLMExtractor:
         schema = json.dumps(self._response_format, sort_keys=True, separators=(",", ":"))
         parts = [self._ontology.hash, self._system_prompt, _REASK, schema, self._settings.llm_model]
         return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+    def _work(
+        self,
+        source: _Source,
+        cancel: threading.Event,
+        checkpoint: Callable[[ChunkResult], None],
+        emit: Callable[[ChunkResult | _WorkerEnd], None],
+    ) -> None:
+        """One concurrency slot: extract, checkpoint, hand over, until the chunks run out."""
+        try:
+            while not cancel.is_set() and (chunk := source.next()) is not None:
+                result = self._result_for(chunk, cancel)
+                checkpoint(result)
+                emit(result)
+        except BaseException as error:
+            emit(_WorkerEnd(error))
+        else:
+            emit(_WorkerEnd())
 
     def _result_for(self, chunk: Chunk, cancel: threading.Event) -> ChunkResult:
         try:
@@ -323,6 +363,25 @@ class _Answer:
         return parse_answer(self.content, chunk_text, ontology)
 
 
+class _Source:
+    """The chunks still to extract, shared by the workers: one pull at a time."""
+
+    def __init__(self, chunks: Iterable[Chunk]) -> None:
+        self._chunks = iter(chunks)
+        self._lock = threading.Lock()
+
+    def next(self) -> Chunk | None:
+        with self._lock:
+            return next(self._chunks, None)
+
+
+@dataclass(frozen=True)
+class _WorkerEnd:
+    """A worker ran out of chunks, was cancelled, or failed with ``error``."""
+
+    error: BaseException | None = None
+
+
 @dataclass(frozen=True)
 class _Transient:
     """A failure worth retrying, with the server's requested wait if it sent one."""
@@ -332,6 +391,10 @@ class _Transient:
 
     def __str__(self) -> str:
         return self.reason
+
+
+def _no_checkpoint(result: ChunkResult) -> None:
+    """``extract`` without a caller's checkpoint: results are only yielded."""
 
 
 def _make_client(settings: Settings, transport: httpx.BaseTransport | None) -> httpx.Client:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 from knowledge_assets.pipeline.models import ChunkExtraction, ExtractedMention, ExtractedRelation
@@ -262,14 +262,70 @@ def _locate(text: str, chunk_text: str, occurrence: int) -> tuple[int, int]:
 
 
 def _occurrences(text: str, chunk_text: str) -> list[tuple[int, int]]:
-    """Where ``text`` occurs, tolerating re-spaced whitespace (models flatten line breaks).
+    r"""Where ``text`` occurs, tolerating re-spaced whitespace (models flatten line breaks).
 
     Whole-word matches win when there are any, so "Ann" does not count the "Ann" inside "Anna".
+    The same matches as ``re.finditer`` with the words joined by ``\s+`` (and ``(?<!\w)``,
+    ``(?!\w)`` around them for whole words), found with ``str.find``: every mention of every
+    answer is located, and compiling two patterns per mention was a third of the client's CPU per
+    answer at 32 requests in flight.
     """
-    body = r"\s+".join(re.escape(part) for part in text.split())
-    loose = [(m.start(), m.end()) for m in re.finditer(body, chunk_text)]
-    whole = [(m.start(), m.end()) for m in re.finditer(rf"(?<!\w){body}(?!\w)", chunk_text)]
+    words = text.split()
+    if not words:
+        return []  # a blank mention is refused before it is located
+    loose = list(_matches(words, chunk_text, whole=False))
+    whole = list(_matches(words, chunk_text, whole=True))
     return whole or loose
+
+
+def _matches(words: list[str], chunk_text: str, *, whole: bool) -> Iterator[tuple[int, int]]:
+    """Non-overlapping matches of the words separated by whitespace, leftmost first."""
+    position = 0
+    while (found := _next_match(words, chunk_text, position)) is not None:
+        start, end = found
+        if whole and not _word_bounded(chunk_text, start, end):
+            position = start + 1
+            continue
+        yield start, end
+        position = end
+
+
+def _next_match(words: list[str], chunk_text: str, position: int) -> tuple[int, int] | None:
+    """The leftmost match at or after ``position``.
+
+    Each word after the first starts with a non-space character, so the whitespace before it can
+    only be consumed whole: a match, where there is one, is unique at its start.
+    """
+    first = words[0]
+    while (start := chunk_text.find(first, position)) >= 0:
+        end = _rest_matches(words, chunk_text, start + len(first))
+        if end is not None:
+            return start, end
+        position = start + 1
+    return None
+
+
+def _rest_matches(words: list[str], chunk_text: str, end: int) -> int | None:
+    size = len(chunk_text)
+    for word in words[1:]:
+        after = end
+        while after < size and chunk_text[after].isspace():
+            after += 1
+        if after == end or not chunk_text.startswith(word, after):
+            return None
+        end = after + len(word)
+    return end
+
+
+def _word_bounded(chunk_text: str, start: int, end: int) -> bool:
+    r"""No word character (``\w``: alphanumeric or ``_``) just before or just after the match."""
+    before = start > 0 and _is_word_char(chunk_text[start - 1])
+    after = end < len(chunk_text) and _is_word_char(chunk_text[end])
+    return not (before or after)
+
+
+def _is_word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
 
 
 def _is_int(value: Any) -> TypeGuard[int]:
