@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from dagster._core.events import EngineEventData
 from dagster._core.launcher import WorkerStatus
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 
-from knowledge_assets.orchestration.launcher import HOST_TAG, HealthCheckedRunLauncher
+from knowledge_assets.orchestration.launcher import FORKED_TAG, HOST_TAG, HealthCheckedRunLauncher
 from knowledge_assets.orchestration.liveness import worker_alive
 
 
@@ -87,3 +88,37 @@ def test_the_launcher_never_judges_what_it_cannot_see(
     elsewhere = a_started_run(dagster_instance, 1, host="another-host")
     assert launcher.check_run_worker_health(elsewhere).status == WorkerStatus.RUNNING
     assert launcher.supports_check_run_worker_health
+
+
+def a_forked_run(instance: dg.DagsterInstance, pid: int, named_run: str | None = None) -> str:
+    """A STARTED run whose forked-worker tag names ``pid`` (and ``named_run``, default itself)."""
+    run = a_started_run(instance, None)
+    forked = {"run": named_run or run.run_id, "pid": pid, "at": time.time()}
+    instance.add_run_tags(run.run_id, {FORKED_TAG: json.dumps(forked)})
+    return run.run_id
+
+
+def test_terminate_interrupts_the_forked_worker_named_for_this_run(
+    dagster_instance: dg.DagsterInstance, launcher: HealthCheckedRunLauncher
+) -> None:
+    process = sleeper()
+    try:
+        run_id = a_forked_run(dagster_instance, process.pid)
+        assert launcher.terminate(run_id)
+        assert process.wait(timeout=10) != 0  # SIGINT ended it, as Dagster's cancellation would
+    finally:
+        process.kill()
+
+
+def test_terminate_ignores_a_forked_tag_inherited_from_the_parent_run(
+    dagster_instance: dg.DagsterInstance, launcher: HealthCheckedRunLauncher
+) -> None:
+    process = sleeper()
+    try:
+        run_id = a_forked_run(dagster_instance, process.pid, named_run=str(uuid.uuid4()))
+        assert not launcher.terminate(run_id)  # a cold run: the code server's way, none here
+        time.sleep(0.5)
+        assert process.poll() is None, "the parent's worker PID was signalled"
+    finally:
+        process.kill()
+        process.wait()

@@ -37,8 +37,8 @@ from knowledge_assets.orchestration.forkserver import ForkServerError, shared_cl
 from knowledge_assets.orchestration.liveness import run_worker_pid, worker_alive
 
 HOST_TAG = "knowledge/worker_host"
-# JSON {"pid": N, "at": unix time} of a worker forked by the fork server; terminate() needs the
-# PID before the worker has recorded its own "Started process" event.
+# JSON {"run": id, "pid": N, "at": unix time} of a worker forked by the fork server; terminate()
+# needs the PID before the worker has recorded its own "Started process" event.
 FORKED_TAG = "knowledge/forked_worker"
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class HealthCheckedRunLauncher(DefaultRunLauncher):
         except ForkServerError as exc:
             log.warning("run %s: launching a cold worker instead: %s", run.run_id, exc)
             return False
-        forked = json.dumps({"pid": pid, "at": time.time()})
+        forked = json.dumps({"run": run.run_id, "pid": pid, "at": time.time()})
         self._instance.add_run_tags(run.run_id, {FORKED_TAG: forked})
         self._run_ids.add(run.run_id)
         return True
@@ -95,13 +95,13 @@ class HealthCheckedRunLauncher(DefaultRunLauncher):
     def terminate(self, run_id: str) -> bool:
         """Interrupt a forked worker as Dagster's cancellation does; others the default way."""
         run = self._instance.get_run_by_id(run_id)
-        if run is None or run.is_finished or FORKED_TAG not in run.tags:
+        forked = _forked_worker(run) if run is not None else None
+        if run is None or run.is_finished or forked is None:
             return bool(super().terminate(run_id))
         if run.tags.get(HOST_TAG) != socket.gethostname():
             return False
         self._instance.report_run_canceling(run)
-        forked = json.loads(run.tags[FORKED_TAG])
-        pid, launched_at = int(forked["pid"]), float(forked["at"])
+        pid, launched_at = forked
         if not worker_alive(pid, launched_at):
             return False
         os.kill(pid, signal.SIGINT)
@@ -123,3 +123,18 @@ class HealthCheckedRunLauncher(DefaultRunLauncher):
         if worker_alive(pid, recorded_at):
             return CheckRunHealthResult(WorkerStatus.RUNNING, f"worker {pid} alive")
         return CheckRunHealthResult(WorkerStatus.FAILED, f"run worker process {pid} is gone")
+
+
+def _forked_worker(run: DagsterRun) -> tuple[int, float] | None:
+    """PID and fork time of the run's forked worker; None for a cold one.
+
+    A retry run inherits its parent's tags, so a tag naming another run is the parent's worker,
+    not this run's: this run was launched cold.
+    """
+    raw = run.tags.get(FORKED_TAG)
+    if raw is None:
+        return None
+    forked = json.loads(raw)
+    if forked.get("run") != run.run_id:
+        return None
+    return int(forked["pid"]), float(forked["at"])
