@@ -28,6 +28,7 @@ from knowledge_assets.db.admin import create_database, drop_database
 from knowledge_assets.db.embedded import EmbeddedPostgres
 from knowledge_assets.db.engine import engine_for
 from knowledge_assets.db.migrate import ensure_migrated
+from knowledge_assets.orchestration import forkserver
 from knowledge_assets.orchestration.orchestrator import Orchestrator
 from knowledge_assets.pipeline.models import DocumentInput
 from knowledge_assets.platform import Platform
@@ -108,7 +109,7 @@ class DirectRun:
     peak_rss_mb: float
 
 
-FORK_SERVER_MODULE = "knowledge_assets.orchestration.forkserver"
+FORK_SERVER_MODULE = forkserver.__name__  # in the fork server's command line
 
 # Trials by batch size, (direct, launched) pairs, for benchmarks that measure the same runs.
 RECORDED: dict[int, list[tuple[DirectRun, LaunchedRun]]] = {}

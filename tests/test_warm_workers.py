@@ -20,6 +20,7 @@ import pytest
 
 from knowledge_assets.demo import corpus_files
 from knowledge_assets.failpoints import ALWAYS, arm, fired
+from knowledge_assets.orchestration import forkserver
 from knowledge_assets.orchestration.forkserver import (
     ForkServerClient,
     ForkServerError,
@@ -34,7 +35,7 @@ from knowledge_assets.pipeline.models import DocumentInput
 from knowledge_assets.settings import Settings
 from tests.processes import DagsterDaemon
 
-FORK_SERVER_MODULE = "knowledge_assets.orchestration.forkserver"
+FORK_SERVER_MODULE = forkserver.__name__  # in the fork server's command line
 
 
 @pytest.fixture
