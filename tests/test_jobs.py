@@ -2,16 +2,16 @@
 
 import dagster as dg
 
-from knowledge_assets.definitions import defs
+from knowledge_assets.defs.definitions import defs
+from knowledge_assets.defs.extraction.job import extract_batch
+from knowledge_assets.defs.extraction.partitions import BATCHES
+from knowledge_assets.defs.resources import _extractor
 from knowledge_assets.demo import corpus_files
-from knowledge_assets.jobs import extract_batch
-from knowledge_assets.partitions import BATCHES
 from knowledge_assets.pipeline.batches import BatchStorage
 from knowledge_assets.pipeline.extractors.factory import extractor_info
 from knowledge_assets.pipeline.extractors.offline import load_model
 from knowledge_assets.pipeline.models import DocumentInput
 from knowledge_assets.pipeline.ontology import load_ontology
-from knowledge_assets.resources import _extractor
 from knowledge_assets.settings import Settings
 
 
