@@ -116,4 +116,3 @@ class Settings(BaseSettings):
     def pgdata_dir(self) -> Path:
         """Data directory of the embedded PostgreSQL server."""
         return self.home / "pg"
-

@@ -7,12 +7,11 @@ the same ``KNOWLEDGE_HOME``; the running daemon picks the batches up.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from knowledge_assets.cli.platform_session import known_batch, orchestrator
 from knowledge_assets.errors import UserFacingError
 from knowledge_assets.settings import Settings
 
@@ -47,15 +46,6 @@ def register(commands: Any) -> None:
     resume.add_argument("batch_id", metavar="BATCH")
     resume.add_argument("--json", action="store_true")
     resume.set_defaults(handler=resume_command)
-
-
-@contextlib.contextmanager
-def orchestrator(settings: Settings) -> Iterator[Orchestrator]:
-    """The orchestrator of the platform under ``KNOWLEDGE_HOME``."""
-    from knowledge_assets.orchestration.orchestrator import Orchestrator
-
-    with Orchestrator.for_settings(settings) as found:
-        yield found
 
 
 def submit_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -111,17 +101,6 @@ def resume_command(args: argparse.Namespace, settings: Settings) -> int:
     with orchestrator(settings) as orch:
         _report(known_batch(orch, "resume", args.batch_id, settings), args.json)
     return 0
-
-
-def known_batch(orch: Orchestrator, action: str, batch_id: str, settings: Settings) -> BatchStatus:
-    """``orch.<action>(batch_id)``, or a clear error when there is no such batch."""
-    from knowledge_assets.pipeline.batches import UnknownBatchError
-
-    try:
-        result: BatchStatus = getattr(orch, action)(batch_id)
-    except UnknownBatchError as exc:
-        raise UserFacingError(f"no batch {batch_id!r} under {settings.home}") from exc
-    return result
 
 
 def _warn_without_daemon(orch: Orchestrator) -> None:

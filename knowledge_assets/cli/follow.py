@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import sqlalchemy.exc
 
+from knowledge_assets.cli.platform_session import known_batch, orchestrator
 from knowledge_assets.errors import UserFacingError
 from knowledge_assets.pipeline.progress import STAGES
 from knowledge_assets.settings import Settings
@@ -40,14 +41,9 @@ def register(commands: Any) -> None:
 
 def follow_command(args: argparse.Namespace, settings: Settings) -> int:
     """Follow the batch to its end; exit 0 if it completed."""
-    from knowledge_assets.cli.batches import orchestrator
-    from knowledge_assets.pipeline.batches import UnknownBatchError
-
     with orchestrator(settings) as orch:
-        try:
-            state = follow_batch(orch, args.batch_id)
-        except UnknownBatchError as exc:
-            raise UserFacingError(f"no batch {args.batch_id!r} under {settings.home}") from exc
+        known_batch(orch, "poll", args.batch_id, settings)
+        state = follow_batch(orch, args.batch_id)
     print(f"batch {args.batch_id}: {state}", flush=True)
     return 0 if state == "complete" else 1
 
