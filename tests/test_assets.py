@@ -92,12 +92,13 @@ def split(results: Iterator[Any]) -> tuple[dg.Output, dict[str, dg.AssetCheckRes
     return output, checks
 
 
-def counts(output: dg.Output | dg.MaterializeResult) -> StageCounts:
-    return StageCounts.from_metadata({k: _plain(v) for k, v in (output.metadata or {}).items()})
-
-
 def _plain(value: Any) -> Any:
     return value.value if isinstance(value, dg.MetadataValue) else value
+
+
+def counts(output: dg.Output) -> StageCounts:
+    """The ``StageCounts`` an asset's output reports in its metadata."""
+    return StageCounts.from_metadata({k: _plain(v) for k, v in (output.metadata or {}).items()})
 
 
 def check_metadata(check: dg.AssetCheckResult) -> dict[str, Any]:
