@@ -72,7 +72,7 @@ def test_export_formats(cli_env: dict[str, str]) -> None:
     rows = [json.loads(line) for line in mentions]
     assert rows
     assert set(rows[0]) == {"doc_id", "start", "end", "text", "type", "entity_id"}
-    texts = {p.stem: p.read_text(encoding="utf-8") for p in CORPUS_DIR.glob("*.txt")}
+    texts = {p.name: p.read_text(encoding="utf-8") for p in CORPUS_DIR.glob("*.txt")}
     assert all(texts[r["doc_id"]][r["start"] : r["end"]] == r["text"] for r in rows)
 
 

@@ -60,7 +60,7 @@ def test_submit_without_a_platform_says_so_and_the_batch_waits(
     assert report["state"] == "pending"
     assert {"batch_id", "state", "stage", "progress"} <= report.keys()
     refused = [d for d in report["documents"] if d["status"] == "refused"]
-    assert [d["name"] for d in refused] == ["empty"]
+    assert [d["name"] for d in refused] == ["empty.txt"]
 
 
 def test_submit_wait_status_cancel_resume_through_the_daemon(
@@ -81,7 +81,7 @@ def test_submit_wait_status_cancel_resume_through_the_daemon(
 
         human = knowledge("status", final["batch_id"])
         assert f"batch {final['batch_id']}: complete" in human.stdout
-        assert "refused      empty:" in human.stdout
+        assert "refused      empty.txt:" in human.stdout
 
         for command in ("cancel", "resume"):
             done = knowledge(command, final["batch_id"], "--json")

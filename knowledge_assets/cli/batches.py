@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,18 +50,22 @@ def register(commands: Any) -> None:
 
 
 def submit_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Stage the files as a batch, start it, and optionally wait for or follow it to its end."""
+    """Stage the files as a batch, start it, and optionally wait for or follow it to its end.
+
+    When every document is refused nothing is submitted: the reasons are printed, exit code 2.
+    """
+    from knowledge_assets.pipeline.batches import NothingAccepted
     from knowledge_assets.pipeline.documents import read_paths
 
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         raise UserFacingError(f"no such file or folder: {', '.join(missing)}")
     items, refused = read_paths(args.paths, max_bytes=settings.max_document_bytes)
-    if not items:
-        reasons = "; ".join(f"{r.name}: {r.reason}" for r in refused) or "no files found"
-        raise UserFacingError(f"nothing to submit ({reasons})")
     with orchestrator(settings) as orch:
-        status = orch.submit(items, refused=refused)
+        try:
+            status = orch.submit(items, refused=refused, source="cli")
+        except NothingAccepted as nothing:
+            return _all_refused(nothing, args.json)
         _warn_without_daemon(orch)
         if not args.json:
             print(f"batch {status.batch_id}: {status.state}", flush=True)
@@ -80,6 +85,18 @@ def submit_command(args: argparse.Namespace, settings: Settings) -> int:
                 raise UserFacingError(message) from exc
     _report(status, args.json, short=not args.wait)
     return 0 if status.state.value != "failed" else 1
+
+
+def _all_refused(nothing: Any, as_json: bool) -> int:
+    """Every document was refused: say why for each one; exit code 2, as for any user error."""
+    lines = [f"  {r.name}: {r.reason}" for r in nothing.rejections] or ["  no files found"]
+    print("knowledge: error: every document was refused; nothing was submitted:", file=sys.stderr)
+    print("\n".join(lines), file=sys.stderr)
+    if as_json:
+        documents = [r.model_dump(include={"name", "code", "reason"}) for r in nothing.rejections]
+        error = {"code": "all_documents_refused", "message": str(nothing), "documents": documents}
+        print(json.dumps({"error": error}, sort_keys=True))
+    return 2
 
 
 def status_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -30,13 +30,19 @@ from knowledge_assets.orchestration.events import BatchEvent, EventId
 from knowledge_assets.orchestration.feed import BatchEventFeed
 from knowledge_assets.orchestration.snapshot import INTERRUPTED_TAG, batch_status
 from knowledge_assets.orchestration.state import BatchState, BatchStatus, check_transition
-from knowledge_assets.pipeline.batches import BatchManifest, BatchStorage, UnknownBatchError
+from knowledge_assets.pipeline.batches import (
+    BatchManifest,
+    BatchStorage,
+    NothingAccepted,
+    Source,
+    UnknownBatchError,
+)
 from knowledge_assets.pipeline.extractors.factory import extractor_info
 from knowledge_assets.pipeline.models import DocumentInput, DocumentRejection
 from knowledge_assets.pipeline.ontology import load_ontology
 from knowledge_assets.settings import Settings
 
-__all__ = ["BatchTimeout", "Orchestrator", "UnknownBatchError"]
+__all__ = ["BatchTimeout", "NothingAccepted", "Orchestrator", "UnknownBatchError"]
 
 LOCATION = "knowledge_assets"  # the location_name in workspace.yaml
 _ACTIVE = {
@@ -86,17 +92,24 @@ class Orchestrator:
     # -- submitting -------------------------------------------------------------------------
 
     def submit(
-        self, items: Sequence[DocumentInput], refused: Sequence[DocumentRejection] = ()
+        self,
+        items: Sequence[DocumentInput],
+        refused: Sequence[DocumentRejection] = (),
+        source: Source = "python",
     ) -> BatchStatus:
-        """Stage documents as a batch and start it; the same content gives the same batch.
+        """Stage documents as a batch and start it; the same submission gives the same batch.
 
         ``refused`` are documents refused before they could be read (e.g. unreadable files):
-        they are kept with the batch so its status names them.
+        they are part of the batch and its status names them. A submission whose every document
+        is refused raises ``NothingAccepted``: nothing is staged or queued.
         """
-        return self.start(self.stage(items, refused).batch_id)
+        return self.start(self.stage(items, refused, source).batch_id)
 
     def stage(
-        self, items: Sequence[DocumentInput], refused: Sequence[DocumentRejection] = ()
+        self,
+        items: Sequence[DocumentInput],
+        refused: Sequence[DocumentRejection] = (),
+        source: Source = "python",
     ) -> BatchManifest:
         """Store the documents as a batch (content-addressed) without starting it."""
         ontology = load_ontology(self.settings.ontology)
@@ -106,6 +119,7 @@ class Orchestrator:
             ontology_hash=ontology.hash,
             extractor=extractor_info(self.settings, ontology),
             refused=refused,
+            source=source,
         )
 
     def start(self, batch_id: str) -> BatchStatus:
