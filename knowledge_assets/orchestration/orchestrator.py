@@ -152,7 +152,7 @@ class Orchestrator:
     def poll(self, batch_id: str) -> BatchStatus:
         """The batch's state, stage, counts, errors and runs."""
         manifest = self._storage.manifest(batch_id)
-        return batch_status(self._instance, self._engine, manifest, self._runs(batch_id))
+        return batch_status(self._instance, self._engine, manifest, self._run_records(batch_id))
 
     def run_ids(self, batch_id: str) -> list[str]:
         """Every run of the batch, oldest first (retries included)."""
@@ -260,10 +260,14 @@ class Orchestrator:
     # -- internals --------------------------------------------------------------------------
 
     def _runs(self, batch_id: str) -> list[dg.DagsterRun]:
-        runs = self._instance.get_runs(
+        return [record.dagster_run for record in self._run_records(batch_id)]
+
+    def _run_records(self, batch_id: str) -> list[dg.RunRecord]:
+        """The batch's runs with their start and end times, oldest first."""
+        records = self._instance.get_run_records(
             dg.RunsFilter(job_name=extract_batch.name, tags={PARTITION_NAME_TAG: batch_id})
         )
-        return list(reversed(runs))
+        return list(reversed(records))
 
     def _latest(self, batch_id: str) -> dg.DagsterRun | None:
         runs = self._instance.get_runs(

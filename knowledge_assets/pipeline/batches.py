@@ -121,6 +121,10 @@ class BatchStorage:
             write_atomic(path, data, sync=True)
         return digest
 
+    def holds(self, data: bytes) -> bool:
+        """Whether these bytes were stored before (as a document of some staged batch)."""
+        return self._blob_path(hashlib.sha256(data).hexdigest()).is_file()
+
     def read_blob(self, digest: str) -> bytes:
         """The bytes stored under ``digest``, verified."""
         data = self._blob_path(digest).read_bytes()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -20,10 +21,19 @@ from knowledge_assets.db.migrate import ensure_migrated
 from knowledge_assets.demo import corpus_files
 from knowledge_assets.files import write_atomic
 from knowledge_assets.instance.home import PROJECT_ROOT, WORKSPACE, write_dagster_home
+from knowledge_assets.pipeline.batches import BatchStorage
 from knowledge_assets.platform.api_token import ApiToken, ensure_api_token
 from knowledge_assets.settings import Settings
 
 _log = logging.getLogger(__name__)
+
+
+@dataclass
+class DemoDrop:
+    """What ``--demo`` did: demo files dropped into the inbox, and those submitted before."""
+
+    dropped: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
 
 
 class Platform:
@@ -42,6 +52,7 @@ class Platform:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self._stopping = False
         self.api_token: ApiToken | None = None
+        self.demo_drop: DemoDrop | None = None
 
     def environment(self, url: str) -> dict[str, str]:
         """What every child process needs to find the same state."""
@@ -95,10 +106,24 @@ class Platform:
         if self.demo:
             self.drop_demo()
 
-    def drop_demo(self) -> None:
-        """Copy the demo corpus into the inbox (written as .part, then renamed: never half-read)."""
+    def drop_demo(self) -> DemoDrop:
+        """Copy the demo files not submitted before into the inbox; say what was done.
+
+        A file counts as submitted when its bytes are in batch storage (an earlier start dropped
+        it and the inbox staged it) or it is still waiting in the inbox, so a restart drops
+        nothing again. Files are written as .part, then renamed: never half-read.
+        """
+        storage = BatchStorage(self.settings.storage_dir)
+        drop = DemoDrop()
         for source in corpus_files():
-            write_atomic(self.settings.inbox_dir / source.name, source.read_bytes(), mode=0o644)
+            data, target = source.read_bytes(), self.settings.inbox_dir / source.name
+            if storage.holds(data) or (target.is_file() and target.read_bytes() == data):
+                drop.kept.append(source.name)
+            else:
+                write_atomic(target, data, mode=0o644)
+                drop.dropped.append(source.name)
+        self.demo_drop = drop
+        return drop
 
     def wait(self) -> int:
         """Block until a signal arrives or a child dies; then stop everything."""
