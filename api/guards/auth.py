@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import time
 
 from pydantic import SecretStr
@@ -48,8 +49,11 @@ class TokenAuthority:
         return self.principal
 
     def issue_stream_token(self, now: float | None = None) -> tuple[str, int]:
-        """A signed stream token and its lifetime in seconds."""
-        expires = int((now if now is not None else time.time()) + self._ttl_s)
+        """A signed stream token and its lifetime in seconds.
+
+        The expiry is rounded up to a whole second, so a token lives at least its lifetime.
+        """
+        expires = math.ceil((now if now is not None else time.time()) + self._ttl_s)
         return f"{expires}.{self._sign(expires)}", self._ttl_s
 
     def check_stream_token(self, token: str, now: float | None = None) -> Principal:
