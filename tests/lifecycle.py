@@ -1,0 +1,80 @@
+"""What the lifecycle tests share: documents with a marker, and graphs compared ids aside."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+
+from knowledge_assets.db import tables as t
+from knowledge_assets.demo import corpus_files
+from knowledge_assets.pipeline.models import DocumentInput
+
+MARKER = "Quillon"
+"""A word of one document only (a person's first name), found nowhere once it is deleted.
+
+One token, so that it is found even where text is stored token by token (the offline model's
+cached output)."""
+
+Snapshot = dict[str, list[tuple[Any, ...]]]
+
+# Columns holding batch ids (which differ between a batch and a fresh build of part of it), and
+# ids derived from a batch id: compared as the batch's rank in submission order / left out.
+_BATCH_COLUMNS = {"batch_id", "first_batch_id"}
+_DERIVED_FROM_BATCH = {("quarantine", "id")}
+_ORDER_COLUMNS = {("batch_contributions", "position"), ("registry_batches", "position")}
+_LEFT_OUT = {"created_at", "merged_at"}
+
+
+def demo_inputs() -> dict[str, DocumentInput]:
+    """The demo corpus by document name."""
+    return {p.name: DocumentInput(name=p.name, data=p.read_bytes()) for p in corpus_files()}
+
+
+def marked(text: str) -> DocumentInput:
+    """A document that alone mentions ``MARKER``."""
+    body = f"Peter {MARKER}, the founder of {MARKER} Instruments, met Maria Okafor. {text}"
+    return DocumentInput(name="marked.txt", data=body.encode())
+
+
+def comparable(engine: sa.Engine) -> Snapshot:
+    """Every graph and registry table, row for row, with batch ids replaced by their rank."""
+    with engine.connect() as connection:
+        ranks = _batch_ranks(connection)
+        result: Snapshot = {}
+        for table in (*t.GRAPH_TABLES, *t.REGISTRY_TABLES, t.registry_batches):
+            columns = [c for c in table.columns if c.name not in _LEFT_OUT]
+            rows = []
+            for row in connection.execute(sa.select(*columns)).mappings():
+                rows.append(tuple(_value(table.name, k, v, ranks) for k, v in row.items()))
+            result[table.name] = sorted(rows, key=repr)
+    return result
+
+
+def _batch_ranks(connection: sa.Connection) -> dict[str, str]:
+    c = t.batch_contributions.c
+    ids = connection.execute(sa.select(c.batch_id).order_by(c.position, c.batch_id)).scalars()
+    return {batch_id: f"batch#{rank}" for rank, batch_id in enumerate(ids)}
+
+
+def _value(table: str, column: str, value: Any, ranks: dict[str, str]) -> Any:
+    if (table, column) in _DERIVED_FROM_BATCH:
+        return "-"
+    if (table, column) in _ORDER_COLUMNS:
+        return "-"  # the order itself shows in the ranks
+    if column in _BATCH_COLUMNS:
+        return ranks.get(value, value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def differences(left: Snapshot, right: Snapshot) -> dict[str, tuple[int, int]]:
+    """Tables whose rows differ, with the rows only on each side (for assertion messages)."""
+    found = {}
+    for table in sorted(set(left) | set(right)):
+        a, b = set(left.get(table, [])), set(right.get(table, []))
+        if a != b:
+            found[table] = (len(a - b), len(b - a))
+    return found
