@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,6 +11,14 @@ import sqlalchemy as sa
 from knowledge_assets.db import tables as t
 from knowledge_assets.demo import corpus_files
 from knowledge_assets.pipeline.models import DocumentInput
+
+DEFAULT_ONTOLOGY = (
+    Path(__file__).resolve().parents[1]
+    / "knowledge_assets"
+    / "pipeline"
+    / "data"
+    / "default_ontology.ttl"
+)
 
 MARKER = "Quillon"
 """A word of one document only (a person's first name), found nowhere once it is deleted.
@@ -78,3 +87,23 @@ def differences(left: Snapshot, right: Snapshot) -> dict[str, tuple[int, int]]:
         if a != b:
             found[table] = (len(a - b), len(b - a))
     return found
+
+
+def changed_ontology(folder: Path) -> Path:
+    """The default ontology with a class added (City, for GPE names) and ``acquired`` removed."""
+    text = DEFAULT_ONTOLOGY.read_text(encoding="utf-8")
+    start, end = text.index("news:acquired a owl:ObjectProperty"), text.index("news:spouseOf a")
+    text = text[:start] + text[end:] + _CITY
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "ontology-v2.ttl"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+_CITY = """
+news:City a owl:Class ;
+    rdfs:subClassOf news:Place ;
+    rdfs:label "City"@en ;
+    rdfs:comment "A city or town."@en ;
+    ka:nerLabel "GPE" .
+"""

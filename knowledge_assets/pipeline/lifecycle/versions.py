@@ -106,11 +106,16 @@ def register_deletion(connection: sa.Connection, deletion: str, names: Iterable[
 
 
 def _insert(connection: sa.Connection, rows: list[dict[str, str | None]]) -> None:
-    if rows:
-        statement = insert(t.document_versions).on_conflict_do_nothing(
-            constraint="document_versions_batch_name"
-        )
-        connection.execute(statement, rows)
+    """Insert the versions not registered yet (looked up first: a conflict uses up a number)."""
+    v = t.document_versions.c
+    for batch_id in sorted({str(row["batch_id"]) for row in rows}):
+        known = set(connection.execute(sa.select(v.name).where(v.batch_id == batch_id)).scalars())
+        new = [row for row in rows if row["batch_id"] == batch_id and row["name"] not in known]
+        if new:
+            statement = insert(t.document_versions).on_conflict_do_nothing(
+                constraint="document_versions_batch_name"
+            )
+            connection.execute(statement, new)
 
 
 def deletion_id(live: Sequence[Version]) -> str:
