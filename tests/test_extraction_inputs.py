@@ -31,7 +31,8 @@ def test_the_cached_raw_output_maps_exactly_as_the_parsed_document(settings: Set
     assert isinstance(extractor, SpacyExtractor)
     prepared = stages.prepare(list(demo_inputs().values()), max_bytes=10**6)
     chunk_set = stages.chunk(prepared, max_chars=settings.chunk_max_chars)
-    for chunk, doc in zip(chunk_set.chunks, extractor.nlp.pipe(c.text for c in chunk_set.chunks)):
+    docs = extractor.nlp.pipe(c.text for c in chunk_set.chunks)
+    for chunk, doc in zip(chunk_set.chunks, docs, strict=True):
         mapped = extractor.mapper.map_doc(doc)
         assert extractor.map_raw(chunk, raw_output(doc)) == mapped
         assert RawDoc.parse(chunk.text, raw_output(doc)).ents[0].text == doc.ents[0].text
