@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from knowledge_assets.cli import batches, direct, evaluate, follow, resolve, up
+from knowledge_assets.cli import batches, direct, evaluate, follow, lifecycle, resolve, up
 from knowledge_assets.errors import UserFacingError
 from knowledge_assets.settings import Settings
 
@@ -18,11 +18,12 @@ __all__ = ["build_parser", "main"]
 
 DESCRIPTION = (
     "Turn document batches into a knowledge graph: run the pipeline directly (extract), or run "
-    "the durable platform (up) and send it batches (submit, status, follow, cancel, resume)."
+    "the durable platform (up) and send it batches (submit, status, follow, cancel, resume); "
+    "delete documents, list what an input change made stale and reprocess it."
 )
 # Each module adds its subcommands with ``register(commands)``; a handler is called as
 # ``handler(args, settings)`` with the settings this invocation reads once.
-COMMAND_MODULES = (direct, batches, follow, up, resolve, evaluate)
+COMMAND_MODULES = (direct, batches, follow, lifecycle, up, resolve, evaluate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

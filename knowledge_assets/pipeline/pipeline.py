@@ -17,13 +17,13 @@ from knowledge_assets.pipeline import stages
 from knowledge_assets.pipeline.batches import BatchStorage
 from knowledge_assets.pipeline.cache import CachedExtraction, ExtractionCache
 from knowledge_assets.pipeline.cost import document_costs
-from knowledge_assets.pipeline.documents import read_paths
+from knowledge_assets.pipeline.documents import document_name, read_paths
 from knowledge_assets.pipeline.extractors.base import Extractor
 from knowledge_assets.pipeline.extractors.factory import build_extractor
 from knowledge_assets.pipeline.lifecycle.apply import Recompute, delete
 from knowledge_assets.pipeline.lifecycle.forget import forget_files
 from knowledge_assets.pipeline.lifecycle.requests import request_deletion
-from knowledge_assets.pipeline.lifecycle.versions import register
+from knowledge_assets.pipeline.lifecycle.versions import register, versions_of
 from knowledge_assets.pipeline.models import Batch, DocumentInput, DocumentRejection
 from knowledge_assets.pipeline.ontology import Ontology, load_ontology
 from knowledge_assets.pipeline.registry.matching import Matcher
@@ -218,4 +218,14 @@ def delete_directly(settings: Settings, names: Sequence[str]) -> DirectDeletion:
         forgotten_cache_entries=outcome.forgotten_cache_entries,
         forgotten_blobs=len(files.blobs),
         forgotten_inbox_copies=len(files.inbox_copies),
+    )
+
+
+def platform_documents(settings: Settings, names: Sequence[str]) -> list[str]:
+    """The names with a version the platform staged (its bytes and stored values exist)."""
+    storage = BatchStorage(settings.storage_dir)
+    with get_engine(settings).connect() as connection:
+        versions = versions_of(connection, [document_name(n) for n in names])
+    return sorted(
+        {v.name for v in versions if not v.deleted and storage.manifest_path(v.batch_id).is_file()}
     )
