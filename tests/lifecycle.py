@@ -107,3 +107,45 @@ news:City a owl:Class ;
     rdfs:comment "A city or town."@en ;
     ka:nerLabel "GPE" .
 """
+
+
+def files_containing(root: Path, text: str, *, skip: tuple[str, ...] = ("pg",)) -> list[str]:
+    """Files under ``root`` (the database's own files left out) whose bytes contain ``text``."""
+    needle = text.encode("utf-8")
+    found = []
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if relative.parts and relative.parts[0] in skip:
+            continue
+        if path.is_file() and not path.is_symlink() and needle in path.read_bytes():
+            found.append(relative.as_posix())
+    return found
+
+
+def tables_containing(engine: sa.Engine, text: str) -> list[str]:
+    """Tables of every schema (ours and Dagster's) with a row whose text contains ``text``.
+
+    What ``pg_dump --data-only`` would write, table by table: each row as text.
+    """
+    found = []
+    with engine.connect() as connection:
+        tables = connection.execute(
+            sa.text(
+                "SELECT table_schema, table_name FROM information_schema.tables "
+                "WHERE table_type = 'BASE TABLE' "
+                "AND table_schema NOT IN ('pg_catalog', 'information_schema')"
+            )
+        ).all()
+        for schema, name in tables:
+            query = sa.text(f'SELECT count(*) FROM "{schema}"."{name}" AS r WHERE r::text LIKE :p')
+            if connection.execute(query, {"p": f"%{text}%"}).scalar_one():
+                found.append(f"{schema}.{name}")
+    return found
+
+
+def registry_settled(engine: sa.Engine) -> bool:
+    """Whether the registry holds every batch of the graph as it is now (nothing to replay)."""
+    from knowledge_assets.pipeline.registry import needs_replay, pending_batches
+
+    with engine.connect() as connection:
+        return not pending_batches(connection) and not needs_replay(connection)

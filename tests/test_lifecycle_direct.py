@@ -16,7 +16,14 @@ from knowledge_assets.pipeline.models import DocumentInput
 from knowledge_assets.pipeline.pipeline import ExtractionPipeline, delete_directly
 from knowledge_assets.pipeline.registry import sync_registry
 from knowledge_assets.settings import Settings
-from tests.lifecycle import MARKER, comparable, demo_inputs, differences, marked
+from tests.lifecycle import (
+    MARKER,
+    comparable,
+    demo_inputs,
+    differences,
+    marked,
+    tables_containing,
+)
 
 A = ["harbor-energy-ceo.txt", "northwind-acquisition.txt", "port-strike.txt"]
 B = ["research-lab.txt", "summit-geneva.txt"]
@@ -58,7 +65,7 @@ def test_deleting_b_from_a_and_b_leaves_a_fresh_build_of_a(
     assert done.forgotten_cache_entries > 0
     got, expected = comparable(pipeline.engine), fresh(settings, reference_url, a)
     assert got == expected, differences(got, expected)
-    assert _dump_contains(pipeline.engine, MARKER) == []
+    assert tables_containing(pipeline.engine, MARKER) == []
 
 
 def test_deleting_again_changes_nothing_and_an_unknown_name_is_refused(
@@ -115,21 +122,3 @@ def test_two_batches_with_a_notes_txt_keep_one_live_document_listed_once(
     assert "Lagos" in notes and "Rotterdam" not in notes
     turtle = "".join(export(pipeline.engine, pipeline.ontology, "ttl"))
     assert "Lagos" in turtle
-
-
-def _dump_contains(engine: sa.Engine, text: str) -> list[str]:
-    """Tables of any schema of the database whose rows, as text, contain ``text``."""
-    found = []
-    with engine.connect() as connection:
-        tables = connection.execute(
-            sa.text(
-                "SELECT table_schema, table_name FROM information_schema.tables "
-                "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN "
-                "('pg_catalog', 'information_schema')"
-            )
-        ).all()
-        for schema, name in tables:
-            query = sa.text(f'SELECT count(*) FROM "{schema}"."{name}" AS r WHERE r::text LIKE :p')
-            if connection.execute(query, {"p": f"%{text}%"}).scalar_one():
-                found.append(f"{schema}.{name}")
-    return found
