@@ -192,3 +192,81 @@ def test_a_deletion_killed_anywhere_finishes(
     point: str,
 ) -> None:
     deletion_survives_a_kill(platform_settings, orchestrator, reference_url, point)
+
+
+def test_an_edited_document_submitted_again_equals_a_fresh_build_with_the_edit(
+    platform_settings: Settings,
+    orchestrator: Orchestrator,
+    daemon: DagsterDaemon,
+    reference_url: str,
+) -> None:
+    original = documents(*A)
+    text = original[1].data.decode().replace("Northwind Logistics", "Southwind Freight")
+    edited = [original[0], DocumentInput(name=original[1].name, data=text.encode()), original[2]]
+    first = complete(orchestrator, original)
+    second = complete(orchestrator, edited)
+    settle(orchestrator)
+    got, expected = comparable(get_engine(platform_settings)), fresh(
+        platform_settings, reference_url, edited
+    )
+    assert got == expected, differences(got, expected)
+    old = {d.name: d for d in orchestrator.poll(first).documents}
+    assert {d.status for d in old.values()} == {"superseded"}
+    assert second in (old[original[1].name].reason or "")
+
+
+NOTES_1 = DocumentInput(name="notes.txt", data=b"Maria Okafor met Olaf Brandt in Reykjavik.")
+NOTES_2 = DocumentInput(name="notes.txt", data=b"Maria Okafor met Ines Varga in Tbilisi.")
+
+
+def newer_wins(
+    settings: Settings, orchestrator: Orchestrator, reference_url: str, *, retried: bool
+) -> None:
+    """Two versions of notes.txt staged in order; the older batch's run ends last or is retried."""
+    older = orchestrator.stage([NOTES_1, *documents(A[0])]).batch_id
+    newer = orchestrator.stage([NOTES_2]).batch_id
+    failpoints = Path(os.environ[ENVIRONMENT])
+    if retried:
+        arm(failpoints, "ingested_graph.start")
+        orchestrator.start(older)
+        wait_until(lambda: fired(failpoints, "ingested_graph.start"), 180)
+        orchestrator.start(newer)
+    else:
+        orchestrator.start(newer)
+        assert orchestrator.wait(newer, timeout_s=300).state == BatchState.COMPLETE
+        orchestrator.start(older)
+    for batch_id in (older, newer):
+        assert orchestrator.wait(batch_id, timeout_s=300).state == BatchState.COMPLETE
+    settle(orchestrator)
+    got = comparable(get_engine(settings))
+    expected = fresh(settings, reference_url, documents(A[0]), [NOTES_2])
+    assert got == expected, differences(got, expected)
+    mentions = cli(settings, "export", "--format", "mentions")
+    lines = [json.loads(line) for line in mentions.stdout.splitlines()]
+    spans = [(m["doc_id"], m["start"], m["end"]) for m in lines]
+    assert len(spans) == len(set(spans)), "every (doc_id, start, end) once"
+    notes = {m["text"] for m in lines if m["doc_id"] == "notes.txt"}
+    assert "Tbilisi" in notes and "Reykjavik" not in notes
+    for fmt in ("ttl", "jsonld"):
+        exported = cli(settings, "export", "--format", fmt).stdout
+        assert "Tbilisi" in exported and "Reykjavik" not in exported, fmt
+    statuses = {d.name: d.status for d in orchestrator.poll(older).documents}
+    assert statuses == {"notes.txt": "superseded", A[0]: "accepted"}
+
+
+def test_the_newer_version_wins_when_the_older_runs_last(
+    platform_settings: Settings,
+    orchestrator: Orchestrator,
+    daemon: DagsterDaemon,
+    reference_url: str,
+) -> None:
+    newer_wins(platform_settings, orchestrator, reference_url, retried=False)
+
+
+def test_the_newer_version_wins_when_the_older_run_is_retried(
+    platform_settings: Settings,
+    orchestrator: Orchestrator,
+    daemon: DagsterDaemon,
+    reference_url: str,
+) -> None:
+    newer_wins(platform_settings, orchestrator, reference_url, retried=True)
