@@ -14,7 +14,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from knowledge_assets.db import tables as t
 from knowledge_assets.db.engine import engine_for, get_engine
 from knowledge_assets.failpoints import ENVIRONMENT, arm, fired
 from knowledge_assets.orchestration.lifecycle import DeletionState
@@ -28,6 +30,7 @@ from tests.conftest import PROJECT_ROOT
 from tests.lifecycle import (
     MARKER,
     Snapshot,
+    changed_ontology,
     comparable,
     demo_inputs,
     differences,
@@ -134,8 +137,9 @@ def test_knowledge_delete_of_b_leaves_a_fresh_build_of_a_and_forgets_the_marker(
     assert status["counts"]["blobs_forgotten"] == len(b)
     assert status["counts"]["cache_entries_forgotten"] > 0
 
-    got, expected = comparable(get_engine(platform_settings)), fresh(
-        platform_settings, reference_url, a
+    got, expected = (
+        comparable(get_engine(platform_settings)),
+        fresh(platform_settings, reference_url, a),
     )
     assert got == expected, differences(got, expected)
     forgotten_everywhere(platform_settings)
@@ -206,8 +210,9 @@ def test_an_edited_document_submitted_again_equals_a_fresh_build_with_the_edit(
     first = complete(orchestrator, original)
     second = complete(orchestrator, edited)
     settle(orchestrator)
-    got, expected = comparable(get_engine(platform_settings)), fresh(
-        platform_settings, reference_url, edited
+    got, expected = (
+        comparable(get_engine(platform_settings)),
+        fresh(platform_settings, reference_url, edited),
     )
     assert got == expected, differences(got, expected)
     old = {d.name: d for d in orchestrator.poll(first).documents}
@@ -270,3 +275,84 @@ def test_the_newer_version_wins_when_the_older_run_is_retried(
     reference_url: str,
 ) -> None:
     newer_wins(platform_settings, orchestrator, reference_url, retried=True)
+
+
+def test_an_ontology_change_makes_every_batch_stale_and_reprocess_rebuilds_it_fresh(
+    platform_settings: Settings,
+    orchestrator: Orchestrator,
+    reference_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, second = documents(*A), documents(*B)
+    daemon = DagsterDaemon(platform_settings).start()
+    try:
+        batches = [complete(orchestrator, first), complete(orchestrator, second)]
+        settle(orchestrator)
+        assert cli(platform_settings, "stale", "--json").stdout.strip() == "[]"
+    finally:
+        daemon.stop()
+    before = _recorded_inputs(orchestrator, batches)
+
+    monkeypatch.setenv("KNOWLEDGE_ONTOLOGY", str(changed_ontology(tmp_path)))
+    changed = Settings()
+    listed = json.loads(cli(changed, "stale", "--json").stdout)
+    assert [s["batch_id"] for s in listed] == batches
+    for stale in listed:
+        assert set(stale["changed"]) == {"ontology", "shapes"}  # the shapes derive from it
+        assert stale["changed"]["ontology"]["recorded"] == before[stale["batch_id"]]["ontology"]
+
+    daemon = DagsterDaemon(changed).start()
+    try:
+        done = cli(changed, "reprocess", "--stale", "--json")
+        assert done.returncode == 0, done.stderr
+        backfill = json.loads(done.stdout.splitlines()[-1])
+        assert backfill["state"] == "completed_success", backfill
+        assert sorted(backfill["batches"]) == sorted(batches)
+        assert cli(changed, "stale", "--json").stdout.strip() == "[]"
+        with Orchestrator.for_settings(changed) as now:
+            after = _recorded_inputs(now, batches)
+            for batch_id in batches:
+                status = now.poll(batch_id)
+                assert status.stale == {}
+                assert status.cost.extractor_calls == 0, "no model call after an ontology change"
+                assert status.cost.cache_hits == status.progress.chunks_total > 0
+        for batch_id in batches:
+            assert after[batch_id]["ontology"] != before[batch_id]["ontology"]
+            assert after[batch_id]["ontology"] == changed_inputs(changed)["ontology"]
+    finally:
+        daemon.stop()
+    got, expected = comparable(get_engine(changed)), fresh(changed, reference_url, first, second)
+    assert got == expected, differences(got, expected)
+    with get_engine(changed).connect() as connection:
+        predicates = set(connection.execute(sa.select(t.relations.c.predicate)).scalars())
+        types = set(connection.execute(sa.select(t.entity_types.c.type)).scalars())
+    assert "acquired" not in predicates and "City" in types
+
+
+def _recorded_inputs(
+    orchestrator: Orchestrator, batches: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    """The input fingerprints on each batch's partitions, asset by asset (all alike)."""
+    from knowledge_assets.orchestration.snapshot import latest_metadata
+    from knowledge_assets.pipeline.inputs import PipelineInputs
+    from knowledge_assets.pipeline.progress import STAGES
+    from tests.durability import platform_instance
+
+    found = {}
+    with platform_instance(orchestrator.settings) as instance:
+        for batch_id in batches:
+            per_stage = [
+                PipelineInputs.from_metadata(latest_metadata(instance, stage, batch_id))
+                for stage in STAGES
+            ]
+            assert all(inputs == per_stage[-1] for inputs in per_stage), per_stage
+            found[batch_id] = per_stage[-1]
+    return found
+
+
+def changed_inputs(settings: Settings) -> dict[str, str]:
+    from knowledge_assets.pipeline.inputs import pipeline_inputs
+    from knowledge_assets.pipeline.ontology import load_ontology
+
+    return pipeline_inputs(settings, load_ontology(settings.ontology)).model_dump()
