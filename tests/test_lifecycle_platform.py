@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -40,6 +41,7 @@ from tests.lifecycle import (
     tables_containing,
 )
 from tests.processes import DagsterDaemon, wait_until
+from tests.service.server import ApiServer, auth
 
 A = ["harbor-energy-ceo.txt", "northwind-acquisition.txt", "port-strike.txt"]
 B = ["research-lab.txt", "summit-geneva.txt"]
@@ -301,6 +303,16 @@ def test_an_ontology_change_makes_every_batch_stale_and_reprocess_rebuilds_it_fr
     for stale in listed:
         assert set(stale["changed"]) == {"ontology", "shapes"}  # the shapes derive from it
         assert stale["changed"]["ontology"]["recorded"] == before[stale["batch_id"]]["ontology"]
+
+    api = ApiServer(dict(os.environ), changed.home / "logs" / "api.log").start()
+    try:
+        page = httpx.get(f"{api.url}/batches?stale=true", headers=auth(), timeout=60).json()
+    finally:
+        api.stop()
+    assert sorted(item["batch_id"] for item in page["items"]) == sorted(batches)
+    for item in page["items"]:
+        assert set(item["stale"]) == {"ontology", "shapes"}
+        assert item["stale"]["ontology"]["current"] == changed_inputs(changed)["ontology"]
 
     daemon = DagsterDaemon(changed).start()
     try:
