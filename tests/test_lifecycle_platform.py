@@ -22,12 +22,19 @@ from knowledge_assets.db.engine import engine_for, get_engine
 from knowledge_assets.failpoints import ENVIRONMENT, arm, fired
 from knowledge_assets.orchestration.lifecycle import DeletionState
 from knowledge_assets.orchestration.orchestrator import Orchestrator
+from knowledge_assets.orchestration.snapshot import latest_metadata
 from knowledge_assets.orchestration.state import BatchState
+from knowledge_assets.pipeline.inputs import PipelineInputs, pipeline_inputs
 from knowledge_assets.pipeline.models import DocumentInput
+from knowledge_assets.pipeline.ontology import load_ontology
 from knowledge_assets.pipeline.pipeline import ExtractionPipeline
+from knowledge_assets.pipeline.progress import STAGES
 from knowledge_assets.pipeline.registry import sync_registry
 from knowledge_assets.settings import Settings
 from tests.conftest import PROJECT_ROOT
+from tests.corpus import synthetic_documents
+from tests.durability import llm_environment, platform_instance
+from tests.fakes.openai_server import FakeOpenAI, Reply, tokens
 from tests.lifecycle import (
     MARKER,
     Snapshot,
@@ -346,11 +353,6 @@ def _recorded_inputs(
     orchestrator: Orchestrator, batches: Sequence[str]
 ) -> dict[str, dict[str, str]]:
     """The input fingerprints on each batch's partitions, asset by asset (all alike)."""
-    from knowledge_assets.orchestration.snapshot import latest_metadata
-    from knowledge_assets.pipeline.inputs import PipelineInputs
-    from knowledge_assets.pipeline.progress import STAGES
-    from tests.durability import platform_instance
-
     found = {}
     with platform_instance(orchestrator.settings) as instance:
         for batch_id in batches:
@@ -364,7 +366,47 @@ def _recorded_inputs(
 
 
 def changed_inputs(settings: Settings) -> dict[str, str]:
-    from knowledge_assets.pipeline.inputs import pipeline_inputs
-    from knowledge_assets.pipeline.ontology import load_ontology
-
+    """The inputs as configured under ``settings``."""
     return pipeline_inputs(settings, load_ontology(settings.ontology)).model_dump()
+
+
+def test_cost_on_every_materialisation_and_in_status_and_a_busy_document_is_refused(
+    platform_settings: Settings,
+    orchestrator: Orchestrator,
+    fake_llm: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in llm_environment(fake_llm).items():
+        monkeypatch.setenv(key, value)
+    llm = Settings()
+    items = synthetic_documents(12)
+    fake_llm.script(Reply.hang(20, match="report 11-5."))  # the batch runs while we delete
+    with Orchestrator.for_settings(llm) as platform:
+        daemon = DagsterDaemon(llm).start()
+        try:
+            batch_id = platform.submit(items).batch_id
+            wait_until(lambda: len(fake_llm.requests) > 0, 120, every=0.05)
+            busy = cli(llm, "delete", items[0].name)
+            assert platform.poll(batch_id).state == BatchState.EXTRACTING, "still running"
+            assert busy.returncode == 2
+            assert f"{items[0].name} in batch {batch_id}" in busy.stderr
+            assert "being processed" in busy.stderr
+            assert platform.wait(batch_id, timeout_s=300).state == BatchState.COMPLETE
+        finally:
+            daemon.stop()
+        status = json.loads(cli(llm, "status", batch_id, "--json").stdout)
+    cost = status["cost"]
+    sent = sum(tokens(str(m["content"])) + 4 for r in fake_llm.requests for m in r.messages)
+    assert cost["extractor_calls"] == status["progress"]["chunks_total"] == len(fake_llm.requests)
+    assert cost["prompt_tokens"] == sent > 0
+    assert cost["completion_tokens"] > 0
+    assert set(cost["seconds"]) == set(STAGES)
+    per_document = {d["document"]: d for d in cost["documents"]}
+    assert set(per_document) == {i.name for i in items}
+    assert sum(d["prompt_tokens"] for d in per_document.values()) == sent
+    assert all(d["extractor_calls"] > 0 and d["seconds"] > 0 for d in per_document.values())
+    with platform_instance(llm) as instance:
+        for stage in STAGES:
+            metadata = latest_metadata(instance, stage, batch_id)
+            assert metadata["seconds"] >= 0, stage
+            assert PipelineInputs.from_metadata(metadata) == changed_inputs(llm), stage
