@@ -8,7 +8,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from knowledge_assets.orchestration.lifecycle import BatchesBusy, DocumentsBusy, UnknownDeletion
+from knowledge_assets.orchestration.lifecycle import (
+    BatchesBusy,
+    DocumentsBusy,
+    UnknownBackfill,
+    UnknownDeletion,
+)
 from knowledge_assets.pipeline.batches import NothingAccepted, UnknownBatchError
 from knowledge_assets.pipeline.lifecycle.requests import UnknownDocuments
 
@@ -103,6 +108,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnknownDeletion)
     async def _unknown_deletion(request: Request, exc: UnknownDeletion) -> JSONResponse:
         return error_response(404, "deletion_not_found", f"no deletion {exc.args[0]!r}")
+
+    @app.exception_handler(UnknownBackfill)
+    async def _unknown_backfill(request: Request, exc: UnknownBackfill) -> JSONResponse:
+        return error_response(404, "backfill_not_found", f"no reprocessing {exc.args[0]!r}")
 
     @app.exception_handler(DocumentsBusy)
     async def _busy_documents(request: Request, exc: DocumentsBusy) -> JSONResponse:

@@ -35,6 +35,7 @@ __all__ = [
     "DocumentsBusy",
     "Reprocess",
     "StaleBatch",
+    "UnknownBackfill",
     "UnknownDeletion",
     "busy_batches",
     "deletion_status",
@@ -77,6 +78,10 @@ class BatchesBusy(RuntimeError):
 
 class UnknownDeletion(KeyError):
     """No deletion has this id."""
+
+
+class UnknownBackfill(KeyError):
+    """No reprocessing backfill has this id."""
 
 
 class DeletionState(StrEnum):
@@ -224,7 +229,7 @@ def reprocess_status(
     """A reprocessing backfill's state and runs."""
     state = backfill_state(instance, backfill_id)
     if state is None:
-        raise UnknownBatchError(backfill_id)
+        raise UnknownBackfill(backfill_id)
     runs = instance.get_runs(dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
     partitions = sorted({r.tags[PARTITION_NAME_TAG] for r in runs if PARTITION_NAME_TAG in r.tags})
     return Reprocess(
