@@ -132,6 +132,7 @@ class _BatchMerge:
         self.keys: set[tuple[str, str]] = set()
         self.owner: dict[str, str] = {}
         self.lookups: dict[str, frozenset[str]] = {}
+        self.claimed: set[str] = set()
 
     def run(self, report: RegistryReport) -> None:
         entities = batch_profiles(self.connection, self.batch_id, self.labels)
@@ -157,11 +158,20 @@ class _BatchMerge:
         report.joined += len(entities) - len(self.created)
 
     def _place(self, entity: Profile, apart: set[str]) -> None:
+        """Put one entity into the canonical it matches best, or into a new one.
+
+        Two entities of one batch with the same name were kept apart by in-batch resolution,
+        which saw their documents (two notes that each say only "Hartmann", about two people);
+        the registry, which sees only names, does not merge them on that name alone.
+        """
         keys = entity.keys(self.labels)
         wanted = self.lookups[entity.id]
         ids = sorted({c for k in wanted for c in self.known.get(k, ())} - apart)
         candidates = [self.profiles[c] for c in ids if c in self.profiles]
         match = self.matcher.best(entity, candidates)
+        if match is not None and match.rule == "exact" and match.canonical_id in self.claimed:
+            others = [c for c in candidates if c.id not in self.claimed]
+            match = self.matcher.best(entity, others)
         if match is None:
             canonical = Profile(
                 id=stable_id("can", entity.id),
@@ -177,6 +187,7 @@ class _BatchMerge:
         else:
             self._grow(self.profiles[match.canonical_id], entity)
         self.owner[entity.id] = match.canonical_id
+        self.claimed.add(match.canonical_id)
         for key in keys:
             self.known[key].add(match.canonical_id)
             self.keys.add((key, match.canonical_id))

@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from knowledge_assets.pipeline.models import Entity, Mention
 from knowledge_assets.pipeline.ontology import Ontology
 from knowledge_assets.pipeline.resolution.adjudication import UNCERTAIN_BAND, Adjudicator
+from knowledge_assets.pipeline.resolution.anchors import anchor_nodes
 from knowledge_assets.pipeline.resolution.candidates import candidate_pairs
 from knowledge_assets.pipeline.resolution.clustering import merge_clusters
+from knowledge_assets.pipeline.resolution.context import SharedContext
 from knowledge_assets.pipeline.resolution.entities import assign, build_entities
 from knowledge_assets.pipeline.resolution.labels import LabelRules
 from knowledge_assets.pipeline.resolution.nodes import NameNode, build_nodes
-from knowledge_assets.pipeline.resolution.rules import Link, PairRules
+from knowledge_assets.pipeline.resolution.rules import Link, PairRules, Tier, conflict
 
 __all__ = ["resolve_entities"]
 
@@ -68,11 +70,13 @@ def resolve_entities(
         mentions in document order with ``entity_id`` set.
     """
     labels = LabelRules(ontology)
-    nodes = build_nodes(mentions, labels)
+    nodes, anchored = anchor_nodes(
+        build_nodes(mentions, labels), lambda a, b: conflict(labels, a, b)
+    )
     lowest = threshold - UNCERTAIN_BAND if adjudicator else threshold
     pairs = candidate_pairs(nodes, lowest)
-    rules = PairRules(nodes, labels, threshold, pairs, adjudicator)
-    links = _ranked_links(nodes, rules, pairs)
+    rules = PairRules(nodes, labels, threshold, pairs, adjudicator, SharedContext(nodes))
+    links = dict.fromkeys(anchored, Link(Tier.DOCUMENT, 1.0)) | _ranked_links(nodes, rules, pairs)
 
     def related(i: int, j: int) -> bool:
         return (i, j) in links or rules.may_share(nodes[i], nodes[j])

@@ -82,6 +82,9 @@ class NameNode:
 
     ``key`` is the normalised name (for persons also without titles). ``acronym_like`` marks a
     one-word name written in capitals ("IBM", "U.N."), the only kind an expansion may match.
+    ``anchor`` is the key of the longer name the mentions' own documents tie this partial name
+    to ("tara reid" for "Reid"; ``anchors.anchor_nodes``), empty when none does; ``document``
+    confines a short form of several longer names to the one document that uses it.
     """
 
     index: int
@@ -93,6 +96,13 @@ class NameNode:
     acronym_like: bool
     mentions: tuple[Mention, ...]
     parts: PersonParts
+    anchor: str = ""
+    document: str = ""
+
+    @property
+    def settled(self) -> bool:
+        """Whether its own document decided what this name is part of (or that it is alone)."""
+        return bool(self.anchor or self.document)
 
     @property
     def size(self) -> int:

@@ -15,29 +15,31 @@ from knowledge_assets.pipeline.resolution.adjudication import (
     Adjudicator,
     NoAdjudicator,
 )
+from knowledge_assets.pipeline.resolution.context import SharedContext
 from knowledge_assets.pipeline.resolution.labels import LabelRules
 from knowledge_assets.pipeline.resolution.nodes import NameNode, PersonParts
 from knowledge_assets.pipeline.resolution.normalize import acronym_variants
 from knowledge_assets.pipeline.resolution.parts import PartIndex
-from knowledge_assets.pipeline.resolution.variants import given_names_match, sounds_alike
+from knowledge_assets.pipeline.resolution.variants import (
+    given_names_match,
+    same_word,
+    sounds_alike,
+)
 
-__all__ = ["Link", "PairRules", "Tier", "similarity"]
-
-TOKEN_MATCH = 0.8
-"""Least similarity at which two differing words count as one word misspelt ("centre"/"center");
-"northern"/"southern" (0.75) stay different words."""
+__all__ = ["Link", "PairRules", "Tier", "conflict", "similarity"]
 
 
 class Tier(IntEnum):
     """Kinds of evidence, strongest first: merges are applied in this order."""
 
-    EXACT = 0
-    ACRONYM = 1
-    PERSON = 2
-    PART = 3
-    FUZZY = 4
-    SOUND = 5
-    ADJUDICATED = 6
+    DOCUMENT = 0
+    EXACT = 1
+    ACRONYM = 2
+    PERSON = 3
+    PART = 4
+    FUZZY = 5
+    SOUND = 6
+    ADJUDICATED = 7
 
 
 class Link(NamedTuple):
@@ -64,7 +66,7 @@ def _tokens_align(a: Sequence[str], b: Sequence[str]) -> bool:
     a counterpart per word keeps such names apart while allowing "Promises Treatment Centre".
     """
     short, long = sorted((a, b), key=len)
-    return all(any(t == u or fuzz.ratio(t, u) / 100.0 >= TOKEN_MATCH for u in long) for t in short)
+    return all(any(same_word(t, u) for u in long) for t in short)
 
 
 def _spelt_alike(a: Sequence[str], b: Sequence[str]) -> bool:
@@ -84,39 +86,18 @@ class PairRules:
         threshold: float,
         pairs: Sequence[tuple[int, int]] = (),
         adjudicator: Adjudicator | None = None,
+        context: SharedContext | None = None,
     ) -> None:
         self._labels = labels
+        self._context = context
         self._adjudicator = adjudicator or NoAdjudicator()
         self._threshold = threshold
         self._ambiguous = _ambiguous_surnames(nodes)
         self._parts = PartIndex(nodes, [p for p in pairs if not self._conflict_at(nodes, p)])
 
     def conflict(self, a: NameNode, b: NameNode) -> bool:
-        """Hard guards: such a pair is never merged, whatever else links it.
-
-        Incompatible types keep names apart ("Apple" the company, "apple" the fruit), except
-        where our tagger is known to err and the name says more than the tag: one and the same
-        name of several words ("Bettie Page" once a person, once an organisation), and a
-        person's full name with its bare surname ("Hugh Jackman", "Jackman" tagged a place).
-        A tag the consensus outvoted still counts: "Jaguars", a person twice and an organisation
-        once, may meet the organisation "Jacksonville Jaguars". Opaque labels (given by the
-        user) always hold.
-        """
-        if _numbers_clash(a, b):
-            return True
-        if not self._labels.compatible(a.label, b.label) and not self._tags_meet(a, b):
-            return not (self._tagged(a, b) and (_same_long_name(a, b) or _surname_of(a, b)))
-        return _person_conflict(a, b)
-
-    def _tags_meet(self, a: NameNode, b: NameNode) -> bool:
-        """Some tag the extractor gave one name's mentions fits some tag of the other's."""
-        if not self._tagged(a, b):
-            return False
-        x, y = {m.label for m in a.mentions}, {m.label for m in b.mentions}
-        return any(self._labels.compatible(p, q) for p in x for q in y)
-
-    def _tagged(self, a: NameNode, b: NameNode) -> bool:
-        return self._labels.known(a.label) and self._labels.known(b.label)
+        """Hard guards: such a pair is never merged, whatever else links it (``conflict``)."""
+        return conflict(self._labels, a, b)
 
     def may_share(self, a: NameNode, b: NameNode) -> bool:
         """Whether two names with no link between them may still sit in one cluster.
@@ -125,10 +106,13 @@ class PairRules:
         would keep "New Orleans" (the team) from "Saints" although both are "New Orleans
         Saints"; allowing any pair without a guard would chain near misses ("Treatment Center",
         "Centre", "Centres"). So: no guard fires, and one name is one word or has no word the
-        other lacks.
+        other lacks. A name its document tied to a longer name stands with that name, whose own
+        pairs are checked: only the guards apply to it.
         """
         if self.conflict(a, b):
             return False
+        if a.settled or b.settled:
+            return True
         x, y = set(a.tokens), set(b.tokens)
         return len(x) == 1 or len(y) == 1 or x <= y or y <= x
 
@@ -136,8 +120,12 @@ class PairRules:
         return self.conflict(nodes[pair[0]], nodes[pair[1]])
 
     def link(self, a: NameNode, b: NameNode) -> Link | None:
-        """The strongest evidence that ``a`` and ``b`` corefer, or None when nothing links them."""
-        if self.conflict(a, b):
+        """The strongest evidence that ``a`` and ``b`` corefer, or None when nothing links them.
+
+        A partial name its own document ties to a longer name (``anchors``) is linked to that
+        name alone: the same surname elsewhere may be a namesake.
+        """
+        if a.settled or b.settled or self.conflict(a, b):
             return None
         if a.key == b.key:
             return Link(Tier.EXACT, 1.0)
@@ -145,7 +133,7 @@ class PairRules:
             return Link(Tier.ACRONYM, 1.0)
         if self._person_match(a, b):
             return Link(Tier.PERSON, 1.0)
-        if self._parts.supports(a, b):
+        if self._parts.supports(a, b) and self._part_in_context(a, b):
             return Link(Tier.PART, 1.0)
         return self._fuzzy(a, b)
 
@@ -162,6 +150,19 @@ class PairRules:
         verdict = self._adjudicator.same(a.key, b.key, label=a.label, score=score)
         return Link(Tier.ADJUDICATED, score) if verdict else None
 
+    def _part_in_context(self, a: NameNode, b: NameNode) -> bool:
+        """Whether a part of a name may join a longer name that none of its documents uses.
+
+        The head of a name (its last word: "Reid", "Chiefs") and a start of several words
+        ("Staunton Police") stand for the longer name wherever the batch has no rival for it.
+        A one-word start is often a name in its own right ("France" of "France Telecom",
+        "Internet" of "Internet Explorer"), so it joins only where the documents share a story
+        (``context``). Without documents to compare (the registry) it joins nothing.
+        """
+        if _same_head(a, b) or min(len(a.tokens), len(b.tokens)) > 1:
+            return True
+        return self._context is not None and self._context.shared(a, b)
+
     def _person_match(self, a: NameNode, b: NameNode) -> bool:
         """A bare surname and its one full name, or two full names with the same surname."""
         if not (a.person and b.person):
@@ -174,6 +175,41 @@ class PairRules:
         if a.surname != b.surname:
             return False
         return a.given == b.given or a.surname not in self._ambiguous
+
+
+def conflict(labels: LabelRules, a: NameNode, b: NameNode) -> bool:
+    """Hard guards: such a pair is never merged, whatever else links it.
+
+    Incompatible types keep names apart ("Apple" the company, "apple" the fruit), except
+    where our tagger is known to err and the name says more than the tag: one and the same
+    name of several words ("Bettie Page" once a person, once an organisation), and a
+    person's full name with its bare surname ("Hugh Jackman", "Jackman" tagged a place).
+    A tag the consensus outvoted still counts: "Jaguars", a person twice and an organisation
+    once, may meet the organisation "Jacksonville Jaguars". Opaque labels (given by the
+    user) always hold.
+    """
+    if _numbers_clash(a, b):
+        return True
+    if not labels.compatible(a.label, b.label) and not _tags_meet(labels, a, b):
+        return not (_tagged(labels, a, b) and (_same_long_name(a, b) or _surname_of(a, b)))
+    return _person_conflict(a, b)
+
+
+def _tags_meet(labels: LabelRules, a: NameNode, b: NameNode) -> bool:
+    """Some tag the extractor gave one name's mentions fits some tag of the other's."""
+    if not _tagged(labels, a, b):
+        return False
+    x, y = {m.label for m in a.mentions}, {m.label for m in b.mentions}
+    return any(labels.compatible(p, q) for p in x for q in y)
+
+
+def _tagged(labels: LabelRules, a: NameNode, b: NameNode) -> bool:
+    return labels.known(a.label) and labels.known(b.label)
+
+
+def _same_head(a: NameNode, b: NameNode) -> bool:
+    """Both names end in the same word, the head of an English name ("Reid", "Tara Reid")."""
+    return bool(a.tokens and b.tokens) and a.tokens[-1] == b.tokens[-1]
 
 
 def _same_long_name(a: NameNode, b: NameNode) -> bool:
