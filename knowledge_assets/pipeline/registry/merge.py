@@ -204,8 +204,13 @@ class _BatchMerge:
         )
 
     def _grow(self, canonical: Profile, entity: Profile) -> None:
-        """Fold the entity into the canonical's profile, in memory, for later entities."""
-        canonical.types = self.labels.most_specific_first([*canonical.types, *entity.types])
+        """Fold the entity into the canonical's profile, in memory, for later entities.
+
+        The side with more mentions decides the types; the other's that do not fit are dropped,
+        so a canonical never carries two disjoint types (``LabelRules.consistent``).
+        """
+        sides = sorted((canonical, entity), key=lambda p: -p.mentions)
+        canonical.types = self.labels.consistent(t for side in sides for t in side.types)
         canonical.aliases = tuple(sorted({*canonical.aliases, *entity.aliases}))[:MAX_ALIASES]
         canonical.mentions += entity.mentions
         canonical.members += 1

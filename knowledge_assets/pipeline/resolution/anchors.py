@@ -12,7 +12,7 @@ names no such longer name, or several, stays unanchored; only the cascade may li
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from knowledge_assets.pipeline.models import Mention
@@ -23,6 +23,9 @@ from knowledge_assets.pipeline.resolution.parts import nested, part_of
 __all__ = ["Anchored", "anchor_nodes"]
 
 Conflict = Callable[[NameNode, NameNode], bool]
+
+DOMINANCE = 2
+"""How many times the next one's weight the leading family of longer names needs to be chosen."""
 
 Anchored = tuple[list[NameNode], list[tuple[int, int]]]
 """The nodes after the split, and the pairs (smaller index first) of each anchored node and the
@@ -59,7 +62,7 @@ def _referents(
         return []
     around = {*index.get(f"<{short.tokens[0]}", ()), *index.get(f">{short.tokens[-1]}", ())}
     if len(around) > MAX_BLOCK:
-        return sorted(around)
+        return []
     longer = [
         j
         for j in sorted(around)
@@ -71,52 +74,149 @@ def _referents(
     return heads or longer
 
 
-def _one(nodes: Sequence[NameNode], longer: list[int]) -> int | None:
-    """The richest of ``longer`` if all of them could be one name, else None."""
-    if not longer:
-        return None
-    best = max(longer, key=lambda j: _richer(nodes[j]))
-    return best if all(nested(nodes[j], nodes[best]) for j in longer) else None
+def _heads(short: NameNode, nodes: Sequence[NameNode], longer: Iterable[int]) -> bool:
+    """Whether ``short`` ends the longer names (it is their head), rather than starting them."""
+    return any(nodes[j].tokens[-1] == short.tokens[-1] for j in longer)
 
 
-def _document_anchors(nodes: Sequence[NameNode], conflict: Conflict) -> dict[tuple[int, str], int]:
-    """(node, document) -> the node of the longer name that document ties it to."""
-    present: dict[str, list[int]] = defaultdict(list)
-    for node in nodes:
-        for document in sorted({m.document_id for m in node.mentions}):
-            present[document].append(node.index)
-    anchors = {}
-    for document, here in present.items():
-        index = _edge_index(nodes, here)
-        for i in here:
-            found = _one(nodes, _referents(nodes, i, index, conflict))
-            if found is not None:
-                anchors[i, document] = found
-    return anchors
+def _namesakes(nodes: Sequence[NameNode], i: int, longer: Iterable[int]) -> bool:
+    """A one-word name that ends several longer names that cannot be one: a shared surname.
 
-
-def _ambiguous(nodes: Sequence[NameNode], conflict: Conflict) -> set[int]:
-    """Names that end several different longer names of the batch: a surname of namesakes.
-
-    Each document that uses such a name ("Hartmann" in a batch of twenty Hartmanns) alone
-    means one of them, not necessarily the one another document means. A word that only starts
-    several names ("Brooklyn" of "Brooklyn Bridge" and "Brooklyn Museum") is no such sign.
+    A word that only starts several names ("Brooklyn" of "Brooklyn Bridge" and "Brooklyn
+    Museum") is no such sign, nor is a full name inside longer spans ("Bettie Page" in
+    "Bettie Mae Page" and "the real Bettie Page").
     """
-    index = _edge_index(nodes, range(len(nodes)))
-    found = set()
-    for i, node in enumerate(nodes):
-        longer = _referents(nodes, i, index, conflict)
-        heads = [j for j in longer if nodes[j].tokens[-1] == node.tokens[-1]]
-        if heads and _one(nodes, heads) is None:
-            found.add(i)
-    return found
+    short = nodes[i]
+    if len(short.tokens) != 1:
+        return False
+    heads = [j for j in longer if nodes[j].tokens[-1] == short.tokens[-1]]
+    return len(_families(nodes, heads)) > 1
+
+
+def _families(nodes: Sequence[NameNode], longer: Iterable[int]) -> list[list[int]]:
+    """Longer names grouped into the ones that could be one name (``nested``), richest first."""
+    families: list[list[int]] = []
+    for j in sorted(set(longer), key=lambda j: _richer(nodes[j]), reverse=True):
+        home = next((f for f in families if nested(nodes[j], nodes[f[0]])), None)
+        if home is None:
+            families.append([j])
+        else:
+            home.append(j)
+    return families
+
+
+def _salient(
+    nodes: Sequence[NameNode],
+    longer: Iterable[int],
+    weight: Mapping[int, float],
+    prior: float = 0.0,
+) -> int | None:
+    """The usual name of the one family of longer names that dominates, or None.
+
+    A reader takes a bare "Palin" in a story about Sarah Palin that mentions Todd Palin once to
+    be Sarah: a family dominates when its weight is more than ``DOMINANCE`` times the next one's.
+    """
+    scored = sorted(
+        (
+            (prior + sum(weight.get(j, 0) for j in family), _usual(nodes, family))
+            for family in _families(nodes, longer)
+        ),
+        key=lambda item: (-item[0], _descending(nodes[item[1]])),
+    )
+    if not scored or scored[0][0] <= 0:
+        return None
+    if len(scored) == 1 or scored[0][0] > DOMINANCE * scored[1][0]:
+        return scored[0][1]
+    return None
+
+
+def _usual(nodes: Sequence[NameNode], family: list[int]) -> int:
+    """The family's most mentioned name, the richest among ties: what a part is tied to.
+
+    Spans that run past a name ("Notorious Bettie Page", a film) are rarer than the name.
+    """
+    return max(family, key=lambda j: (nodes[j].size, _richer(nodes[j])))
+
+
+def _descending(node: NameNode) -> tuple[int, int, str]:
+    words, letters, key = _richer(node)
+    return -words, -letters, key
+
+
+class _Batch:
+    """Where each name of the batch occurs, for reading its parts document by document."""
+
+    def __init__(self, nodes: Sequence[NameNode], conflict: Conflict) -> None:
+        self.nodes = nodes
+        self.conflict = conflict
+        self.present: dict[str, list[int]] = defaultdict(list)
+        self.counts_in: dict[str, dict[int, float]] = defaultdict(dict)
+        for node in nodes:
+            for mention in node.mentions:
+                here = self.counts_in[mention.document_id]
+                here[node.index] = here.get(node.index, 0) + 1
+        for document, here in self.counts_in.items():
+            self.present[document] = sorted(here)
+
+    def in_documents(self) -> dict[tuple[int, str], int]:
+        """(node, document) -> the longer name that document ties the node to.
+
+        A name that only starts longer names ("Alice" of "Alice Hartmann", "Queens" of
+        "Queens Supreme Court") is tied only if no document of the batch uses it without one:
+        one that does is a name in its own right (the borough), which documents also use
+        as a modifier.
+        """
+        found: dict[tuple[int, str], list[int]] = {}
+        for document, here in self.present.items():
+            index = _edge_index(self.nodes, here)
+            for i in here:
+                found[i, document] = _referents(self.nodes, i, index, self.conflict)
+        free = {i for (i, _), longer in found.items() if not longer}
+        anchors = {}
+        for (i, document), longer in found.items():
+            if i in free and not _heads(self.nodes[i], self.nodes, longer):
+                continue
+            chosen = _salient(self.nodes, longer, self.counts_in[document])
+            if chosen is not None:
+                anchors[i, document] = chosen
+        return anchors
+
+    def across_documents(self, anchors: dict[tuple[int, str], int]) -> dict[int, int | None]:
+        """For each name some documents leave untied: what the batch ties it to, or None.
+
+        The documents that do tie it vote; each longer name of the batch it may be part of
+        counts once more, so that one document naming "Alice Hartmann" does not outvote an
+        "Uwe Hartmann" elsewhere. None marks a one-word name with rival longer names that no
+        vote decides (a surname of several people); a full name that is part of several
+        longer ones ("Bettie Page", "Bettie Mae Page", "the real Bettie Page") is left to the
+        cascade, like a name with no longer name.
+        """
+        votes: dict[int, dict[int, int]] = defaultdict(dict)
+        for (i, _), anchor in anchors.items():
+            votes[i][anchor] = votes[i].get(anchor, 0) + 1
+        untied = {i for d, here in self.present.items() for i in here if (i, d) not in anchors}
+        index = _edge_index(self.nodes, range(len(self.nodes)))
+        found: dict[int, int | None] = {}
+        for i in sorted(untied):
+            longer = _referents(self.nodes, i, index, self.conflict)
+            if not longer:
+                continue
+            cast = votes.get(i, {})
+            chosen = _salient(self.nodes, longer, cast, prior=1.0)
+            if chosen is not None and cast:
+                found[i] = chosen
+            elif _namesakes(self.nodes, i, longer):
+                found[i] = None
+        return found
 
 
 def anchor_nodes(nodes: Sequence[NameNode], conflict: Conflict) -> Anchored:
     """Split each node by the longer name each of its documents ties it to.
 
-    A short form of several longer names of the batch that its document does not decide is
-    split by document instead: two notes that both say only "Hartmann" may mean two people.
+    A partial name its document leaves untied follows what the other documents of the batch
+    tie it to, when they agree (``_Batch.across_documents``); a short form of several longer
+    names that no vote decides is split by document instead: two notes that each say only
+    "Hartmann" may mean two people.
 
     Args:
         nodes: The batch's name nodes (``build_nodes``), indexed from 0.
@@ -126,14 +226,20 @@ def anchor_nodes(nodes: Sequence[NameNode], conflict: Conflict) -> Anchored:
         The new nodes, re-indexed in a deterministic order (an unanchored node keeps its place
         before its anchored parts), and the (anchored node, anchor node) pairs to merge first.
     """
-    anchors = _document_anchors(nodes, conflict)
-    ambiguous = _ambiguous(nodes, conflict)
+    batch = _Batch(nodes, conflict)
+    anchors = batch.in_documents()
+    adopted = batch.across_documents(anchors)
+    for document, here in batch.present.items():
+        for i in here:
+            chosen = adopted.get(i)
+            if (i, document) not in anchors and chosen is not None:
+                anchors[i, document] = chosen
     groups: dict[tuple[int, int, str], list[Mention]] = defaultdict(list)
     for node in nodes:
         for mention in node.mentions:
             document = mention.document_id
             anchor = anchors.get((node.index, document), -1)
-            alone = document if anchor < 0 and node.index in ambiguous else ""
+            alone = document if anchor < 0 and node.index in adopted else ""
             groups[node.index, anchor, alone].append(mention)
     order = sorted(groups)
     position = {group: n for n, group in enumerate(order)}
@@ -149,9 +255,23 @@ def anchor_nodes(nodes: Sequence[NameNode], conflict: Conflict) -> Anchored:
     ]
     links = set()
     for (i, document), anchor in anchors.items():
-        target = (anchor, anchors.get((anchor, document), -1), "")
-        if target not in position:
-            target = (anchor, -1, document)
-        ends = (position[i, anchor, ""], position[target])
+        ends = (position[i, anchor, ""], position[_group_of(anchor, document, anchors, position)])
         links.add((min(ends), max(ends)))
     return split, sorted(links)
+
+
+def _group_of(
+    i: int,
+    document: str,
+    anchors: Mapping[tuple[int, str], int],
+    groups: Mapping[tuple[int, int, str], int],
+) -> tuple[int, int, str]:
+    """The group of name ``i`` a part tied to it in ``document`` joins.
+
+    Its group in that document if it occurs there, else its unanchored group, else its first.
+    """
+    anchor = anchors.get((i, document), -1)
+    for group in ((i, anchor, ""), (i, -1, document), (i, -1, "")):
+        if group in groups:
+            return group
+    return next(g for g in groups if g[0] == i)

@@ -20,15 +20,24 @@ __all__ = ["resolve_entities"]
 
 
 def _ranked_links(
-    nodes: Sequence[NameNode], rules: PairRules, pairs: Sequence[tuple[int, int]]
+    nodes: Sequence[NameNode],
+    rules: PairRules,
+    pairs: Sequence[tuple[int, int]],
+    anchored: Sequence[tuple[int, int]],
+    labels: LabelRules,
 ) -> dict[tuple[int, int], Link]:
-    """Links of the candidate pairs, strongest first: exact, acronym, person, fuzzy by score.
+    """Links, strongest first: document ties, exact, acronym, person, part, fuzzy by score.
 
     Within a tier and score, the pair with more mentions goes first: "Chiefs" is part of both
     "Kansas City Chiefs" (ten mentions) and a stray "Chiefs WR Terrance Copper" (four), and
-    complete linkage lets it join only one of them.
+    complete linkage lets it join only one of them. A part whose tag fits its longer name's
+    scores above one a guard lets in despite its tag ("Horton" a person before "Horton" an
+    organisation, beside "Zurana Horton"), so the mis-tagged one cannot block it.
     """
     found: list[tuple[Link, tuple[int, int]]] = []
+    for i, j in anchored:
+        fits = labels.compatible(nodes[i].label, nodes[j].label)
+        found.append((Link(Tier.DOCUMENT, 1.0 if fits else 0.5), (i, j)))
     for i, j in pairs:
         link = rules.link(nodes[i], nodes[j])
         if link is not None:
@@ -76,7 +85,7 @@ def resolve_entities(
     lowest = threshold - UNCERTAIN_BAND if adjudicator else threshold
     pairs = candidate_pairs(nodes, lowest)
     rules = PairRules(nodes, labels, threshold, pairs, adjudicator, SharedContext(nodes))
-    links = dict.fromkeys(anchored, Link(Tier.DOCUMENT, 1.0)) | _ranked_links(nodes, rules, pairs)
+    links = _ranked_links(nodes, rules, pairs, anchored, labels)
 
     def related(i: int, j: int) -> bool:
         return (i, j) in links or rules.may_share(nodes[i], nodes[j])

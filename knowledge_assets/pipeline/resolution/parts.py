@@ -86,17 +86,16 @@ def _same_words(a: Sequence[str], b: Sequence[str]) -> bool:
 class PartIndex:
     """Which longer names each unanchored name is part of, so ambiguity is judged once per batch.
 
-    A name its own documents tied to a longer name (``anchors``) is settled and left out, both
-    as a part and as a rival.
+    A name its own documents settled (``anchors``) is no part here; one tied to a longer name
+    may still be the longer name of another part ("Katie" of "Katie Jenkin", which a document
+    tied to "Kathryn Jenkin").
     """
 
     def __init__(self, nodes: Sequence[NameNode], pairs: Sequence[tuple[int, int]]) -> None:
         self._longer: dict[int, set[int]] = defaultdict(set)
         for i, j in pairs:
-            if nodes[i].settled or nodes[j].settled:
-                continue
             for short, long in ((nodes[i], nodes[j]), (nodes[j], nodes[i])):
-                if part_of(short, long):
+                if not short.settled and not long.document and part_of(short, long):
                     self._longer[short.index].add(long.index)
         self._nodes = nodes
 

@@ -122,10 +122,11 @@ class PairRules:
     def link(self, a: NameNode, b: NameNode) -> Link | None:
         """The strongest evidence that ``a`` and ``b`` corefer, or None when nothing links them.
 
-        A partial name its own document ties to a longer name (``anchors``) is linked to that
-        name alone: the same surname elsewhere may be a namesake.
+        A partial name its own documents settled (``anchors``) is linked by them alone: the same
+        surname elsewhere may be a namesake. Other names may still link to one tied to a longer
+        name, which stands for that name's cluster.
         """
-        if a.settled or b.settled or self.conflict(a, b):
+        if _settled_pair(a, b) or self.conflict(a, b):
             return None
         if a.key == b.key:
             return Link(Tier.EXACT, 1.0)
@@ -205,6 +206,11 @@ def _tags_meet(labels: LabelRules, a: NameNode, b: NameNode) -> bool:
 
 def _tagged(labels: LabelRules, a: NameNode, b: NameNode) -> bool:
     return labels.known(a.label) and labels.known(b.label)
+
+
+def _settled_pair(a: NameNode, b: NameNode) -> bool:
+    """Both names settled by their documents, or one confined to its document."""
+    return bool(a.document or b.document or (a.anchor and b.anchor))
 
 
 def _same_head(a: NameNode, b: NameNode) -> bool:
