@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from enum import IntEnum
 from itertools import combinations
@@ -27,6 +27,10 @@ from knowledge_assets.pipeline.resolution.variants import (
 )
 
 __all__ = ["Link", "PairRules", "Tier", "conflict", "similarity"]
+
+
+MIN_TAGS = 2
+"""Mentions that must carry an outvoted tag before it counts as evidence of the name's type."""
 
 
 class Tier(IntEnum):
@@ -106,13 +110,14 @@ class PairRules:
         would keep "New Orleans" (the team) from "Saints" although both are "New Orleans
         Saints"; allowing any pair without a guard would chain near misses ("Treatment Center",
         "Centre", "Centres"). So: no guard fires, and one name is one word or has no word the
-        other lacks. A name its document tied to a longer name stands with that name, whose own
-        pairs are checked: only the guards apply to it.
+        other lacks. A name its document tied to a longer name stands for that name, whose own
+        pairs are checked: a bare "Lohan" tagged a place in one document and a person in
+        another, both tied to "Lindsay Lohan", may share her cluster.
         """
+        if a.anchor or b.anchor:
+            return True
         if self.conflict(a, b):
             return False
-        if a.settled or b.settled:
-            return True
         x, y = set(a.tokens), set(b.tokens)
         return len(x) == 1 or len(y) == 1 or x <= y or y <= x
 
@@ -197,11 +202,25 @@ def conflict(labels: LabelRules, a: NameNode, b: NameNode) -> bool:
 
 
 def _tags_meet(labels: LabelRules, a: NameNode, b: NameNode) -> bool:
-    """Some tag the extractor gave one name's mentions fits some tag of the other's."""
+    """Some tag the extractor gave one name's mentions fits some tag of the other's.
+
+    Between a name and the head of another ("Jaguars", mostly tagged a person, once an
+    organisation, and "Jacksonville Jaguars") any tag counts. Otherwise a tag counts when it is
+    the name's label or at least ``MIN_TAGS`` of its mentions carry it: organisations are named
+    after people ("Meyer Freight"), and one stray tag on the founder's "Meyer" must not drag a
+    person into the company.
+    """
     if not _tagged(labels, a, b):
         return False
-    x, y = {m.label for m in a.mentions}, {m.label for m in b.mentions}
+    least = 1 if _same_head(a, b) else MIN_TAGS
+    x, y = _tags(a, least), _tags(b, least)
     return any(labels.compatible(p, q) for p in x for q in y)
+
+
+def _tags(node: NameNode, least: int) -> set[str]:
+    """The node's label and the tags at least ``least`` of its mentions carry."""
+    counts = Counter(m.label for m in node.mentions)
+    return {node.label} | {tag for tag, n in counts.items() if n >= least}
 
 
 def _tagged(labels: LabelRules, a: NameNode, b: NameNode) -> bool:
