@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from knowledge_assets.pipeline.resolution.ablation import Rule
 from knowledge_assets.settings import Settings
 
 __all__ = ["InputError", "add_eval_resolution", "add_resolve", "read_records"]
@@ -49,6 +50,27 @@ def add_eval_resolution(kinds: Any) -> None:
     evaluate.add_argument("--gold", type=Path, required=True, help="corpus in ecbplus-dev format")
     evaluate.add_argument(
         "--no-end-to-end", action="store_true", help="score the resolver on gold mentions only"
+    )
+    evaluate.add_argument(
+        "--one-batch",
+        action="store_true",
+        help="resolve all documents as one batch (as `knowledge resolve` does), not one per topic",
+    )
+    evaluate.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also score leave-topics-out: tune on K-1 folds of topics, score the one left out",
+    )
+    evaluate.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        choices=[str(rule) for rule in Rule],
+        metavar="RULE",
+        help="turn a resolution rule off to measure what it buys (repeatable): "
+        + ", ".join(str(rule) for rule in Rule),
     )
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=_reporting_input_errors(_eval_resolution))
@@ -134,11 +156,27 @@ def _write_lines(rows: Iterable[dict[str, Any]], output: Path | None) -> None:
 
 
 def _eval_resolution(args: argparse.Namespace) -> int:
-    from knowledge_assets.evaluation.resolution import evaluate_resolution
+    from knowledge_assets.evaluation.folds import evaluate_folds
+    from knowledge_assets.evaluation.resolution import Run, evaluate_resolution
+    from knowledge_assets.pipeline.ontology import load_ontology
 
     if not (args.gold / "gold" / "mentions.jsonl").is_file():
         raise InputError(f"{args.gold} has no gold/mentions.jsonl")
-    report = evaluate_resolution(args.gold, Settings(), end_to_end=not args.no_end_to_end)
+    settings, without = Settings(), frozenset(Rule(name) for name in args.without)
+    report = evaluate_resolution(
+        args.gold,
+        settings,
+        end_to_end=not args.no_end_to_end,
+        one_batch=args.one_batch,
+        without=without,
+    )
+    if args.folds:
+        ontology = load_ontology(settings.ontology)
+        run = Run(ontology, settings, settings.resolution_threshold, without, args.one_batch)
+        try:
+            report.update(evaluate_folds(args.gold, run, args.folds))
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
     if args.json:
         print(json.dumps(report, sort_keys=True))
     else:
@@ -150,10 +188,19 @@ def _print_report(report: dict[str, Any]) -> None:
     print(f"{'':<28} {'B3 P':>6} {'B3 R':>6} {'B3 F1':>6}   {'pw P':>6} {'pw R':>6} {'pw F1':>6}")
     for key, value in report.items():
         if isinstance(value, dict):
-            b, p = value["b_cubed"], value["pairwise"]
-            cells = [b["precision"], b["recall"], b["f1"], p["precision"], p["recall"], p["f1"]]
-            print(f"{key:<28} " + " ".join(f"{c:>6.3f}" for c in cells[:3]), end="   ")
-            print(" ".join(f"{c:>6.3f}" for c in cells[3:]))
+            _print_scores(key, value)
+    for n, fold in enumerate(report.get("folds", ()), start=1):
+        topics = ",".join(fold["topics"])
+        print(f"fold {n}: topics {topics}, threshold {fold['threshold']} (tuned on the others)")
+        _print_scores(f"  fold {n} resolver", fold["resolver"])
+        _print_scores(f"  fold {n} baseline_head", fold["baseline_head"])
     for key, value in report.items():
-        if not isinstance(value, dict):
+        if not isinstance(value, dict | list):
             print(f"{key:<28} {value}")
+
+
+def _print_scores(name: str, value: dict[str, Any]) -> None:
+    b, p = value["b_cubed"], value["pairwise"]
+    cells = [b["precision"], b["recall"], b["f1"], p["precision"], p["recall"], p["f1"]]
+    print(f"{name:<28} " + " ".join(f"{c:>6.3f}" for c in cells[:3]), end="   ")
+    print(" ".join(f"{c:>6.3f}" for c in cells[3:]))

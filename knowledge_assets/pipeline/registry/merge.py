@@ -28,6 +28,7 @@ from knowledge_assets.pipeline.registry.profiles import (
     canonical_profiles,
     grouped,
 )
+from knowledge_assets.pipeline.resolution.ablation import ALL_ON, Rule
 from knowledge_assets.pipeline.resolution.adjudication import Adjudicator
 from knowledge_assets.pipeline.resolution.labels import LabelRules
 
@@ -86,10 +87,11 @@ def merge_new_batches(
     *,
     threshold: float = 0.9,
     adjudicator: Adjudicator | None = None,
+    without: frozenset[Rule] = ALL_ON,
 ) -> RegistryReport:
-    """Merge every pending batch, each in its own transaction."""
+    """Merge every pending batch, each in its own transaction (``without``: ``ablation``)."""
     report = RegistryReport()
-    matcher = Matcher(LabelRules(ontology), threshold, adjudicator)
+    matcher = Matcher(LabelRules(ontology), threshold, adjudicator, without)
     with engine.connect() as connection:
         batches = pending_batches(connection)
     for batch_id in batches:
@@ -169,7 +171,7 @@ class _BatchMerge:
         ids = sorted({c for k in wanted for c in self.known.get(k, ())} - apart)
         candidates = [self.profiles[c] for c in ids if c in self.profiles]
         match = self.matcher.best(entity, candidates)
-        if match is not None and match.rule == "exact" and match.canonical_id in self.claimed:
+        if self._same_name_apart(match):
             others = [c for c in candidates if c.id not in self.claimed]
             match = self.matcher.best(entity, others)
         if match is None:
@@ -202,6 +204,12 @@ class _BatchMerge:
                 "mentions": entity.mentions,
             }
         )
+
+    def _same_name_apart(self, match: Match | None) -> bool:
+        """A same-name match with a canonical that took an entity of this batch already."""
+        if match is None or Rule.SAME_NAME_APART in self.matcher.without:
+            return False
+        return match.rule == "exact" and match.canonical_id in self.claimed
 
     def _grow(self, canonical: Profile, entity: Profile) -> None:
         """Fold the entity into the canonical's profile, in memory, for later entities.

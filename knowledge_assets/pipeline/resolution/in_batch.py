@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from knowledge_assets.pipeline.models import Entity, Mention
 from knowledge_assets.pipeline.ontology import Ontology
+from knowledge_assets.pipeline.resolution.ablation import ALL_ON, Rule
 from knowledge_assets.pipeline.resolution.adjudication import UNCERTAIN_BAND, Adjudicator
 from knowledge_assets.pipeline.resolution.anchors import anchor_nodes
 from knowledge_assets.pipeline.resolution.candidates import candidate_pairs
@@ -46,6 +47,16 @@ def _ranked_links(
     return {pair: link for link, pair in found}
 
 
+def _anchored(
+    nodes: list[NameNode], labels: LabelRules, without: frozenset[Rule]
+) -> tuple[list[NameNode], list[tuple[int, int]]]:
+    """The nodes split by the longer names their documents tie them to (``anchors``)."""
+    if Rule.ANCHORS in without:
+        return nodes, []
+    stray = Rule.STRAY_TAGS in without
+    return anchor_nodes(nodes, lambda a, b: conflict(labels, a, b, stray_tags=stray))
+
+
 def _mentions(nodes: Sequence[NameNode], pair: tuple[int, int]) -> int:
     return nodes[pair[0]].size + nodes[pair[1]].size
 
@@ -56,6 +67,7 @@ def resolve_entities(
     *,
     threshold: float = 0.9,
     adjudicator: Adjudicator | None = None,
+    without: frozenset[Rule] = ALL_ON,
 ) -> tuple[tuple[Entity, ...], tuple[Mention, ...]]:
     """Cluster one batch's mentions into entities and link each mention to its entity.
 
@@ -73,18 +85,18 @@ def resolve_entities(
         threshold: Least fuzzy similarity (0-1, rapidfuzz token-sort ratio) for a fuzzy merge.
         adjudicator: Asked about pairs in the uncertain band just below ``threshold``; without
             one such pairs stay apart (and are not even generated as candidates).
+        without: Rules to turn off, to measure what each buys (``ablation``).
 
     Returns:
         The entities sorted by id (``types`` most specific first, the first one primary), and the
         mentions in document order with ``entity_id`` set.
     """
     labels = LabelRules(ontology)
-    nodes, anchored = anchor_nodes(
-        build_nodes(mentions, labels), lambda a, b: conflict(labels, a, b)
-    )
+    nodes, anchored = _anchored(build_nodes(mentions, labels), labels, without)
     lowest = threshold - UNCERTAIN_BAND if adjudicator else threshold
     pairs = candidate_pairs(nodes, lowest)
-    rules = PairRules(nodes, labels, threshold, pairs, adjudicator, SharedContext(nodes))
+    context = SharedContext(nodes)
+    rules = PairRules(nodes, labels, threshold, pairs, adjudicator, context, without)
     links = _ranked_links(nodes, rules, pairs, anchored, labels)
 
     def related(i: int, j: int) -> bool:

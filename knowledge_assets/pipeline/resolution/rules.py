@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from rapidfuzz import fuzz
 
+from knowledge_assets.pipeline.resolution.ablation import ALL_ON, Rule
 from knowledge_assets.pipeline.resolution.adjudication import (
     UNCERTAIN_BAND,
     Adjudicator,
@@ -91,9 +92,11 @@ class PairRules:
         pairs: Sequence[tuple[int, int]] = (),
         adjudicator: Adjudicator | None = None,
         context: SharedContext | None = None,
+        without: frozenset[Rule] = ALL_ON,
     ) -> None:
         self._labels = labels
         self._context = context
+        self._without = without
         self._adjudicator = adjudicator or NoAdjudicator()
         self._threshold = threshold
         self._ambiguous = _ambiguous_surnames(nodes)
@@ -101,7 +104,7 @@ class PairRules:
 
     def conflict(self, a: NameNode, b: NameNode) -> bool:
         """Hard guards: such a pair is never merged, whatever else links it (``conflict``)."""
-        return conflict(self._labels, a, b)
+        return conflict(self._labels, a, b, stray_tags=Rule.STRAY_TAGS in self._without)
 
     def may_share(self, a: NameNode, b: NameNode) -> bool:
         """Whether two names with no link between them may still sit in one cluster.
@@ -135,21 +138,24 @@ class PairRules:
             return None
         if a.key == b.key:
             return Link(Tier.EXACT, 1.0)
-        if _acronym_match(a, b) or _acronym_match(b, a):
+        if self._on(Rule.ACRONYM) and (_acronym_match(a, b) or _acronym_match(b, a)):
             return Link(Tier.ACRONYM, 1.0)
-        if self._person_match(a, b):
+        if self._on(Rule.PERSON) and self._person_match(a, b):
             return Link(Tier.PERSON, 1.0)
-        if self._parts.supports(a, b) and self._part_in_context(a, b):
+        if self._on(Rule.PART) and self._parts.supports(a, b) and self._part_in_context(a, b):
             return Link(Tier.PART, 1.0)
         return self._fuzzy(a, b)
+
+    def _on(self, rule: Rule) -> bool:
+        return rule not in self._without
 
     def _fuzzy(self, a: NameNode, b: NameNode) -> Link | None:
         """Close spellings; the band just below the threshold goes to the adjudicator."""
         score = similarity(a.key, b.key)
         aligned = _tokens_align(a.tokens, b.tokens)
-        if score >= self._threshold and aligned:
+        if score >= self._threshold and aligned and self._on(Rule.FUZZY):
             return Link(Tier.FUZZY, score)
-        if _spelt_alike(a.tokens, b.tokens):
+        if self._on(Rule.SOUND) and _spelt_alike(a.tokens, b.tokens):
             return Link(Tier.SOUND, score)
         if score < self._threshold - UNCERTAIN_BAND or not aligned:
             return None
@@ -167,6 +173,8 @@ class PairRules:
         """
         if _same_head(a, b) or min(len(a.tokens), len(b.tokens)) > 1:
             return True
+        if not self._on(Rule.CONTEXT):
+            return True
         return self._context is not None and self._context.shared(a, b)
 
     def _person_match(self, a: NameNode, b: NameNode) -> bool:
@@ -183,7 +191,7 @@ class PairRules:
         return a.given == b.given or a.surname not in self._ambiguous
 
 
-def conflict(labels: LabelRules, a: NameNode, b: NameNode) -> bool:
+def conflict(labels: LabelRules, a: NameNode, b: NameNode, *, stray_tags: bool = False) -> bool:
     """Hard guards: such a pair is never merged, whatever else links it.
 
     Incompatible types keep names apart ("Apple" the company, "apple" the fruit), except
@@ -192,16 +200,16 @@ def conflict(labels: LabelRules, a: NameNode, b: NameNode) -> bool:
     person's full name with its bare surname ("Hugh Jackman", "Jackman" tagged a place).
     A tag the consensus outvoted still counts: "Jaguars", a person twice and an organisation
     once, may meet the organisation "Jacksonville Jaguars". Opaque labels (given by the
-    user) always hold.
+    user) always hold. ``stray_tags`` lets any single tag count (``Rule.STRAY_TAGS`` off).
     """
     if _numbers_clash(a, b):
         return True
-    if not labels.compatible(a.label, b.label) and not _tags_meet(labels, a, b):
+    if not labels.compatible(a.label, b.label) and not _tags_meet(labels, a, b, stray_tags):
         return not (_tagged(labels, a, b) and (_same_long_name(a, b) or _surname_of(a, b)))
     return _person_conflict(a, b)
 
 
-def _tags_meet(labels: LabelRules, a: NameNode, b: NameNode) -> bool:
+def _tags_meet(labels: LabelRules, a: NameNode, b: NameNode, stray_tags: bool) -> bool:
     """Some tag the extractor gave one name's mentions fits some tag of the other's.
 
     Between a name and the head of another ("Jaguars", mostly tagged a person, once an
@@ -212,7 +220,7 @@ def _tags_meet(labels: LabelRules, a: NameNode, b: NameNode) -> bool:
     """
     if not _tagged(labels, a, b):
         return False
-    least = 1 if _same_head(a, b) else MIN_TAGS
+    least = 1 if stray_tags or _same_head(a, b) else MIN_TAGS
     x, y = _tags(a, least), _tags(b, least)
     return any(labels.compatible(p, q) for p in x for q in y)
 
