@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from knowledge_assets.evaluation.folds import THRESHOLDS, topic_folds
 from knowledge_assets.evaluation.resolution import evaluate_resolution, exact_key, head_key
 from knowledge_assets.settings import Settings
 from tests.conftest import require_ecbplus
@@ -70,3 +71,62 @@ def test_resolver_beats_the_baselines_on_ecbplus(settings: Settings) -> None:
     assert resolver >= 0.92
     assert resolver >= report["baseline_head"]["b_cubed"]["f1"] + 0.05
     assert resolver > report["baseline_exact"]["b_cubed"]["f1"]
+
+
+def _tiny_corpus(root: Path) -> Path:
+    """Four topics in the ecbplus-dev format, written for this test."""
+    rows = []
+    for topic, (full, short) in enumerate(
+        [
+            ("Greta Hartmann", "Hartmann"),
+            ("Harbour Bank", "Harbour"),
+            ("Nils Berg", "Berg"),
+            ("Seaway Cable", "Seaway"),
+        ],
+        start=1,
+    ):
+        for n, text in enumerate((full, short, full)):
+            doc = f"{topic}_{n}ecb"
+            rows.append(
+                {
+                    "doc_id": doc,
+                    "start": 0,
+                    "end": len(text),
+                    "text": text,
+                    "type": "HUM",
+                    "chain": f"c{topic}",
+                    "named": True,
+                    "topic": str(topic),
+                }
+            )
+    (root / "gold").mkdir(parents=True)
+    (root / "docs").mkdir()
+    (root / "gold" / "mentions.jsonl").write_text(
+        "".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8"
+    )
+    return root
+
+
+def test_topic_folds_deal_topics_round_robin() -> None:
+    assert topic_folds(["10", "2", "1", "3", "2"], 2) == [["1", "3"], ["2", "10"]]
+    with pytest.raises(ValueError, match="folds"):
+        topic_folds(["1", "2"], 3)
+
+
+def test_eval_resolution_scores_leave_topics_out(cli_env: dict[str, str], tmp_path: Path) -> None:
+    root = _tiny_corpus(tmp_path / "tiny")
+    run = knowledge(
+        cli_env, "eval", "resolution", "--gold", str(root), "--no-end-to-end", "--folds", "2",
+        "--without", "anchors", "--json",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert [fold["topics"] for fold in report["folds"]] == [["1", "3"], ["2", "4"]]
+    assert all(fold["threshold"] in THRESHOLDS for fold in report["folds"])
+    assert report["without"] == ["anchors"]
+    assert 0 < report["folds_mean_resolver_f1"] <= 1
+    one = knowledge(cli_env, "eval", "resolution", "--gold", str(root), "--no-end-to-end",
+                    "--one-batch", "--json")  # fmt: skip
+    assert json.loads(one.stdout)["batches"] == 1
+    bad = knowledge(cli_env, "eval", "resolution", "--gold", str(root), "--without", "magic")
+    assert bad.returncode == 2 and "magic" in bad.stderr
