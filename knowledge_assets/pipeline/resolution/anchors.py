@@ -65,7 +65,7 @@ def _referents(
         return []
     longer = [
         j
-        for j in sorted(around)
+        for j in around
         if _richer(nodes[j]) > _richer(short)
         and part_of(short, nodes[j])
         and not conflict(short, nodes[j])

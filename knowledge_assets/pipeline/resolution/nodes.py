@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 from knowledge_assets.pipeline.models import Evidence, Mention
@@ -98,6 +99,20 @@ class NameNode:
     parts: PersonParts
     anchor: str = ""
     document: str = ""
+
+    @cached_property
+    def tags(self) -> Mapping[str, int]:
+        """How many of the mentions carry each tag (their own labels, before the consensus)."""
+        return Counter(m.label for m in self.mentions)
+
+    @property
+    def linkable(self) -> bool:
+        """Whether any rule may still link it.
+
+        Not one confined to its document, nor a one-word name tied by its documents, which
+        only its tie links; a longer tied name may still be linked to.
+        """
+        return not self.document and not (self.anchor and len(self.tokens) < 2)
 
     @property
     def settled(self) -> bool:

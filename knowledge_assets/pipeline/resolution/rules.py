@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from enum import IntEnum
 from itertools import combinations
@@ -227,8 +227,7 @@ def _tags_meet(labels: LabelRules, a: NameNode, b: NameNode, stray_tags: bool) -
 
 def _tags(node: NameNode, least: int) -> set[str]:
     """The node's label and the tags at least ``least`` of its mentions carry."""
-    counts = Counter(m.label for m in node.mentions)
-    return {node.label} | {tag for tag, n in counts.items() if n >= least}
+    return {node.label} | {tag for tag, n in node.tags.items() if n >= least}
 
 
 def _tagged(labels: LabelRules, a: NameNode, b: NameNode) -> bool:
