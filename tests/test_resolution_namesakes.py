@@ -174,6 +174,23 @@ def test_the_more_mentioned_namesake_takes_the_surname(ontology: Ontology) -> No
     }
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "one_entity"),
+    [
+        ("Anna Hartmann", "Hanna Hartmann", False),
+        ("Greta Hartmann", "Grete Hartmann", True),
+        ("Harbour City Herons", "Harbor City Herons", True),
+        ("Harbour City Herons", "Bay City Herons", False),
+    ],
+)
+def test_full_names_with_one_head_are_told_apart_by_their_other_words(
+    ontology: Ontology, a: str, b: str, one_entity: bool
+) -> None:
+    # Opaque labels: no person rule helps, the words alone decide.
+    _, owner = resolve([("d1", a, "PER"), ("d2", b, "PER")], ontology)
+    assert (owner["d1", a] == owner["d2", b]) is one_entity
+
+
 # --- organisations named after people, and type evidence -----------------------------------
 
 

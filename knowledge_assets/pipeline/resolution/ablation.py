@@ -27,6 +27,10 @@ class Rule(StrEnum):
     """A tag on one mention counts as type evidence only towards a name's head; off, it counts
     everywhere, as before."""
 
+    FULL_NAMES = "full-names"
+    """Two full names with one head whose other words differ ("Anna"/"Hanna Hartmann") never
+    merge, whatever their labels; off, only person-labelled names get that guard."""
+
     SAME_NAME_APART = "same-name-apart"
     """The registry does not merge two same-named entities in-batch resolution kept apart."""
 

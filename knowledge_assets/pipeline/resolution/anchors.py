@@ -4,9 +4,11 @@ A bare surname, a first name or a short form ("Kansas City" for "Kansas City Chi
 the longer name its own document uses. Grouping every "Hartmann" of a batch into one node would
 let twenty notes about twenty Hartmanns decide together, and the first full name would take
 them all. So before any merge across documents, each mention of a partial name is tied to the
-one longer name of its document that contains it (nested forms count as one: "Reid", "Tara
-Reid", "actress Tara Reid"), and its node is split by that anchor. A partial whose document
-names no such longer name, or several, stays unanchored; only the cascade may link it.
+longer name of its document that contains it (nested forms count as one: "Reid", "Tara Reid",
+"actress Tara Reid"; among rivals, the one the document mentions most if it clearly leads),
+and its node is split by that tie. Where its document names none, the part follows what the
+batch's other documents agree on; a surname the batch's documents give to several people is
+kept to each document that uses it alone. Whatever is left untied goes through the cascade.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ __all__ = ["Anchored", "anchor_nodes"]
 Conflict = Callable[[NameNode, NameNode], bool]
 
 DOMINANCE = 2
-"""How many times the next one's weight the leading family of longer names needs to be chosen."""
+"""A part is tied to the leading one of rival longer names only if that one weighs more than
+this many times the next (mentions in the document, or documents across the batch)."""
 
 Anchored = tuple[list[NameNode], list[tuple[int, int]]]
 """The nodes after the split, and the pairs (smaller index first) of each anchored node and the
@@ -234,12 +237,13 @@ def anchor_nodes(nodes: Sequence[NameNode], conflict: Conflict) -> Anchored:
             chosen = adopted.get(i)
             if (i, document) not in anchors and chosen is not None:
                 anchors[i, document] = chosen
+    confined = {i for i, chosen in adopted.items() if chosen is None}
     groups: dict[tuple[int, int, str], list[Mention]] = defaultdict(list)
     for node in nodes:
         for mention in node.mentions:
             document = mention.document_id
             anchor = anchors.get((node.index, document), -1)
-            alone = document if anchor < 0 and node.index in adopted else ""
+            alone = document if anchor < 0 and node.index in confined else ""
             groups[node.index, anchor, alone].append(mention)
     order = sorted(groups)
     position = {group: n for n, group in enumerate(order)}

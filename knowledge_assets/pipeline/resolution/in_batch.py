@@ -53,8 +53,10 @@ def _anchored(
     """The nodes split by the longer names their documents tie them to (``anchors``)."""
     if Rule.ANCHORS in without:
         return nodes, []
-    stray = Rule.STRAY_TAGS in without
-    return anchor_nodes(nodes, lambda a, b: conflict(labels, a, b, stray_tags=stray))
+    stray, full = Rule.STRAY_TAGS in without, Rule.FULL_NAMES not in without
+    return anchor_nodes(
+        nodes, lambda a, b: conflict(labels, a, b, stray_tags=stray, full_names=full)
+    )
 
 
 def _mentions(nodes: Sequence[NameNode], pair: tuple[int, int]) -> int:

@@ -22,6 +22,7 @@ from knowledge_assets.pipeline.resolution.nodes import NameNode, PersonParts
 from knowledge_assets.pipeline.resolution.normalize import acronym_variants
 from knowledge_assets.pipeline.resolution.parts import PartIndex
 from knowledge_assets.pipeline.resolution.variants import (
+    SOUND_MIN_LENGTH,
     given_names_match,
     same_word,
     sounds_alike,
@@ -104,7 +105,13 @@ class PairRules:
 
     def conflict(self, a: NameNode, b: NameNode) -> bool:
         """Hard guards: such a pair is never merged, whatever else links it (``conflict``)."""
-        return conflict(self._labels, a, b, stray_tags=Rule.STRAY_TAGS in self._without)
+        return conflict(
+            self._labels,
+            a,
+            b,
+            stray_tags=not self._on(Rule.STRAY_TAGS),
+            full_names=self._on(Rule.FULL_NAMES),
+        )
 
     def may_share(self, a: NameNode, b: NameNode) -> bool:
         """Whether two names with no link between them may still sit in one cluster.
@@ -191,22 +198,57 @@ class PairRules:
         return a.given == b.given or a.surname not in self._ambiguous
 
 
-def conflict(labels: LabelRules, a: NameNode, b: NameNode, *, stray_tags: bool = False) -> bool:
+def conflict(
+    labels: LabelRules,
+    a: NameNode,
+    b: NameNode,
+    *,
+    stray_tags: bool = False,
+    full_names: bool = True,
+) -> bool:
     """Hard guards: such a pair is never merged, whatever else links it.
 
-    Incompatible types keep names apart ("Apple" the company, "apple" the fruit), except
-    where our tagger is known to err and the name says more than the tag: one and the same
-    name of several words ("Bettie Page" once a person, once an organisation), and a
-    person's full name with its bare surname ("Hugh Jackman", "Jackman" tagged a place).
-    A tag the consensus outvoted still counts: "Jaguars", a person twice and an organisation
-    once, may meet the organisation "Jacksonville Jaguars". Opaque labels (given by the
-    user) always hold. ``stray_tags`` lets any single tag count (``Rule.STRAY_TAGS`` off).
+    Different numbers ("Flight 101"/"Flight 102") and different full names with one head
+    ("Alice"/"Bruno Hartmann") never merge. Incompatible types keep names apart ("Apple" the
+    company, "apple" the fruit), except where our tagger is known to err and the name says
+    more than the tag: one and the same name of several words ("Bettie Page" once a person,
+    once an organisation), and a person's full name with its bare surname ("Hugh Jackman",
+    "Jackman" tagged a place). A tag the consensus outvoted still counts as evidence of type
+    (``_tags_meet``). Opaque labels (given by the user) always hold. ``stray_tags`` lets any
+    single tag count (``Rule.STRAY_TAGS`` off), ``full_names`` False drops the full-name guard
+    (``Rule.FULL_NAMES`` off).
     """
-    if _numbers_clash(a, b):
+    if _numbers_clash(a, b) or (full_names and _different_full_names(a, b)):
         return True
     if not labels.compatible(a.label, b.label) and not _tags_meet(labels, a, b, stray_tags):
         return not (_tagged(labels, a, b) and (_same_long_name(a, b) or _surname_of(a, b)))
     return _person_conflict(a, b)
+
+
+def _different_full_names(a: NameNode, b: NameNode) -> bool:
+    """Two names of as many words with one head, whose other words name different things.
+
+    "Alice Hartmann" and "Bruno Hartmann", "Anna Hartmann" and "Hanna Hartmann", "Northern
+    District" and "Southern District": the short forms match exactly, the names do not. Words
+    that may be one name ("Bettie"/"Betty", "Bill"/"William", "J"/"John") do not count. It
+    holds whatever the labels, so names under opaque labels get it too; person names also get
+    the finer ``_person_conflict`` (middle names, particles).
+    """
+    x, y = a.tokens, b.tokens
+    if len(x) != len(y) or len(x) < 2 or x[-1] != y[-1] or a.key == b.key:
+        return False
+    return any(not _one_word(p, q) for p, q in zip(x[:-1], y[:-1], strict=True))
+
+
+def _one_word(x: str, y: str) -> bool:
+    """Two spellings of one word of a name.
+
+    A first-name variant, or a longer word misspelt or inflected ("Picture"/"Pictures"); short
+    words one letter apart ("Anna"/"Hanna") are different names.
+    """
+    if given_names_match(x, y):
+        return True
+    return min(len(x), len(y)) >= SOUND_MIN_LENGTH and same_word(x, y)
 
 
 def _tags_meet(labels: LabelRules, a: NameNode, b: NameNode, stray_tags: bool) -> bool:
