@@ -64,6 +64,13 @@ def add_eval_resolution(kinds: Any) -> None:
         help="also score leave-topics-out: tune on K-1 folds of topics, score the one left out",
     )
     evaluate.add_argument(
+        "--errors",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also report the points lost by type and the N heaviest wrong and missed merges",
+    )
+    evaluate.add_argument(
         "--without",
         action="append",
         default=[],
@@ -169,6 +176,7 @@ def _eval_resolution(args: argparse.Namespace) -> int:
         end_to_end=not args.no_end_to_end,
         one_batch=args.one_batch,
         without=without,
+        errors=args.errors,
     )
     if args.folds:
         ontology = load_ontology(settings.ontology)
@@ -187,7 +195,7 @@ def _eval_resolution(args: argparse.Namespace) -> int:
 def _print_report(report: dict[str, Any]) -> None:
     print(f"{'':<28} {'B3 P':>6} {'B3 R':>6} {'B3 F1':>6}   {'pw P':>6} {'pw R':>6} {'pw F1':>6}")
     for key, value in report.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and "b_cubed" in value:
             _print_scores(key, value)
     for n, fold in enumerate(report.get("folds", ()), start=1):
         topics = ",".join(fold["topics"])
@@ -197,6 +205,25 @@ def _print_report(report: dict[str, Any]) -> None:
     for key, value in report.items():
         if not isinstance(value, dict | list):
             print(f"{key:<28} {value}")
+    if "resolver_alone_errors" in report:
+        _print_errors(report["resolver_alone_errors"])
+
+
+def _print_errors(errors: dict[str, Any]) -> None:
+    print(
+        f"B3 precision lost {errors['precision_lost']:.4f} "
+        f"(across topics {errors['precision_lost_across_topics']:.4f}), "
+        f"recall lost {errors['recall_lost']:.4f}"
+    )
+    for label, lost in errors["by_type"].items():
+        print(
+            f"  {label:<8} precision lost {lost['precision']:.4f}  recall lost {lost['recall']:.4f}"
+        )
+    for title, key in (("wrong merges", "wrong_merges"), ("missed merges", "missed_merges")):
+        print(f"heaviest {title} (B3 points lost; the parts, gold chains or clusters):")
+        for error in errors[key]:
+            where = f"{'/'.join(error['types'])} topic {','.join(error['topics'])}"
+            print(f"  {error['lost']:.4f} {where}: " + " | ".join(error["parts"]))
 
 
 def _print_scores(name: str, value: dict[str, Any]) -> None:

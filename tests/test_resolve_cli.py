@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from knowledge_assets.evaluation.errors import error_classes
 from knowledge_assets.evaluation.folds import THRESHOLDS, topic_folds
+from knowledge_assets.evaluation.gold import GoldMention
 from knowledge_assets.evaluation.resolution import evaluate_resolution, exact_key, head_key
+from knowledge_assets.pipeline.resolution.evaluate import b_cubed
 from knowledge_assets.settings import Settings
 from tests.conftest import require_ecbplus
 from tests.test_cli import knowledge
@@ -130,3 +133,22 @@ def test_eval_resolution_scores_leave_topics_out(cli_env: dict[str, str], tmp_pa
     assert json.loads(one.stdout)["batches"] == 1
     bad = knowledge(cli_env, "eval", "resolution", "--gold", str(root), "--without", "magic")
     assert bad.returncode == 2 and "magic" in bad.stderr
+
+
+def test_error_classes_add_up_to_the_points_lost() -> None:
+    def g(text: str, chain: str, topic: str, kind: str = "HUM") -> GoldMention:
+        return GoldMention("d", 0, len(text), text, kind, chain, True, topic)
+
+    gold = [g("Nils Berg", "c1", "1"), g("Berg", "c1", "1"), g("Berg", "c2", "2"),
+            g("Seaway", "c3", "2", "LOC"), g("Seaway Cable", "c3", "2", "LOC")]  # fmt: skip
+    # "Berg" of topic 2 wrongly joins Nils Berg; Seaway misses Seaway Cable.
+    predicted = {"0": "a", "1": "a", "2": "a", "3": "b", "4": "c"}
+    errors = error_classes(gold, predicted, top=5)
+    truth = {str(i): x.chain for i, x in enumerate(gold)}
+    b3 = b_cubed(truth, predicted)
+    assert errors["precision_lost"] == pytest.approx(1 - b3.precision, abs=1e-4)
+    assert errors["recall_lost"] == pytest.approx(1 - b3.recall, abs=1e-4)
+    assert errors["precision_lost_across_topics"] == errors["precision_lost"]
+    assert errors["by_type"]["LOC"]["precision"] == 0 < errors["by_type"]["LOC"]["recall"]
+    assert errors["wrong_merges"][0]["parts"] == ["Berg / Nils Berg", "Berg"]
+    assert errors["missed_merges"][0]["parts"] == ["Seaway", "Seaway Cable"]

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from knowledge_assets.db import tables as t
 from knowledge_assets.db.scratch import scratch_engine
+from knowledge_assets.evaluation.errors import error_classes
 from knowledge_assets.evaluation.gold import (
     GoldMention,
     doc_paths,
@@ -76,6 +77,7 @@ def evaluate_resolution(
     end_to_end: bool = True,
     one_batch: bool = False,
     without: frozenset[Rule] = ALL_ON,
+    errors: int = 0,
 ) -> dict[str, Any]:
     """Scores of the resolver and the baselines on gold mentions, and end to end if asked.
 
@@ -86,6 +88,8 @@ def evaluate_resolution(
         one_batch: Resolve the resolver-alone run as one batch of every document, as
             ``knowledge resolve`` does without ``--batch-field``, instead of a batch per topic.
         without: Rules to turn off for the resolver-alone run (``resolution.ablation``).
+        errors: Also report where the resolver alone loses points (``errors``), listing this
+            many of the heaviest wrong and missed merges; 0 for none.
     """
     gold = named_gold(root)
     truth = {str(i): g.chain for i, g in enumerate(gold)}
@@ -103,6 +107,8 @@ def evaluate_resolution(
         "baseline_head": scores(truth, _baseline(gold, head_key)),
     }
     report["resolver_alone_seconds"] = round(time.perf_counter() - began, 2)
+    if errors:
+        report["resolver_alone_errors"] = error_classes(gold, predicted, errors)
     if end_to_end:
         report.update(_end_to_end(root, gold, truth, ontology, settings))
     return report
