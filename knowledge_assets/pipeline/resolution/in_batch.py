@@ -73,12 +73,13 @@ def resolve_entities(
 ) -> tuple[tuple[Entity, ...], tuple[Mention, ...]]:
     """Cluster one batch's mentions into entities and link each mention to its entity.
 
-    Mentions are grouped by normalised name and (consensus) label, then groups are merged by a
-    cascade of evidence, strongest first (exact name across compatible types, acronym, person
-    surname, a part of the one longer name a document uses, fuzzy similarity, sound-alike
-    spelling, the adjudicator's verdict) under guards that never merge different numbers,
-    different first names or incompatible types, and under complete linkage so no chain of
-    near-matches joins contradicting names.
+    Mentions are grouped by normalised name and (consensus) label; a partial name's group is
+    split by the longer name each of its documents ties it to (``anchors``). Groups are then
+    merged by a cascade of evidence, strongest first (a part and its document's longer name,
+    exact name across compatible types, acronym, person surname, a part of the one longer name
+    of the batch, fuzzy similarity, sound-alike spelling, the adjudicator's verdict) under guards
+    that never merge different numbers, different full names or incompatible types, and under
+    complete linkage so no chain of near-matches joins contradicting names.
     Input order does not matter: the same mentions in any order give the same output.
 
     Args:
