@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml requirements/model.txt
 run: install
 	$(BIN)/knowledge up --demo
 
-test: install
+# The lint runs first: CI (`.ci/run` = `make test`) checks the layers' contracts too.
+test: lint
 	$(BIN)/pytest
 
 test-slow: install
@@ -35,9 +36,10 @@ test-e2e: install browser
 	$(BIN)/pytest tests/service/test_page_e2e.py
 
 lint: install
-	$(BIN)/ruff check knowledge_assets api tests bench
-	$(BIN)/ruff format --check knowledge_assets api tests bench
-	$(BIN)/mypy knowledge_assets api
+	@$(BIN)/ruff check --quiet knowledge_assets api tests bench
+	@$(BIN)/ruff format --check --quiet knowledge_assets api tests bench
+	@$(BIN)/mypy --no-error-summary knowledge_assets api
+	@out=$$($(BIN)/lint-imports --no-logo 2>&1) || { echo "$$out"; exit 1; }
 
 bench: install
 	$(BIN)/python -m bench $(if $(ONLY),--only $(ONLY),)

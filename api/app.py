@@ -7,9 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.body_limit import BodyLimitMiddleware
 from api.context import api_context
 from api.errors import install_error_handlers
+from api.guards.body_limit import BodyLimitMiddleware
 from api.routes import batches, entities, events, health, page, schema
 from knowledge_assets.settings import Settings
 

@@ -6,15 +6,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from api.auth import TokenAuthority
-from api.commit_horizon import CommitHorizon
-from api.stream_limits import StreamLimiter
+from api.guards.auth import TokenAuthority
+from api.guards.stream_limits import StreamLimiter
 from api.tail import EventTail
 from knowledge_assets.settings import Settings
+
+if TYPE_CHECKING:
+    from knowledge_assets.orchestration.orchestrator import Orchestrator
+    from knowledge_assets.pipeline.ontology import Ontology
 
 __all__ = ["ApiContext", "api_context"]
 
@@ -24,25 +27,20 @@ class ApiContext:
     """Built once per API process by the app's lifespan."""
 
     settings: Settings
-    orchestrator: Any
+    orchestrator: Orchestrator
     authority: TokenAuthority
     limiter: StreamLimiter
     tail: EventTail
 
-    @property
-    def instance(self) -> Any:
-        """The Dagster instance the Orchestrator uses (runs and event log)."""
-        return self.orchestrator.instance
-
     @cached_property
     def engine(self) -> sa.Engine:
-        """The graph store's engine (pooled, migrated)."""
+        """The graph store's engine (pooled, migrated), for the graph queries."""
         from knowledge_assets.db.engine import get_engine
 
         return get_engine(self.settings)
 
     @cached_property
-    def ontology(self) -> Any:
+    def ontology(self) -> Ontology:
         """The platform's configured ontology."""
         from knowledge_assets.pipeline.ontology import load_ontology
 
@@ -60,16 +58,10 @@ def api_context(settings: Settings) -> Iterator[ApiContext]:
     limiter = StreamLimiter(
         settings.api_max_streams_per_token, retry_after_s=int(settings.api_stream_heartbeat_s)
     )
-    from knowledge_assets.db.engine import database_url, engine_for
-
     with Orchestrator.for_settings(settings) as orchestrator:
-        horizon = CommitHorizon(
-            engine_for(database_url(settings)), gap_timeout_s=settings.api_stream_gap_timeout_s
-        )
         tail = EventTail(
-            orchestrator.instance,
-            orchestrator.run_ids,
-            horizon,
+            orchestrator.event_feed,
+            orchestrator.commit_horizon(),
             poll_s=settings.api_stream_poll_s,
             keep=settings.api_stream_keep_events,
         )

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.auth import Principal
 from api.context import ApiContext
+from api.guards.auth import Principal
 
 __all__ = ["Caller", "Context", "StreamCaller"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from knowledge_assets.orchestration.state import BatchStatus, StageProgress
+from knowledge_assets.pipeline.progress import STAGES
 
 __all__ = [
     "BatchAccepted",
@@ -86,11 +87,12 @@ def dagster_link(dagster_ui: str, batch_id: str) -> str:
 
 
 class BatchPage(BaseModel):
-    """One page of batches, newest first."""
+    """One page of batches, newest first, and the pipeline's stages in order."""
 
     items: list[BatchView]
     offset: int
     limit: int
+    stages: list[str] = Field(default_factory=lambda: list(STAGES))
 
 
 class StreamToken(BaseModel):

@@ -1,8 +1,8 @@
 """One event-log reader per API process, fanned out to every stream of every followed batch.
 
-Each tick the tail advances the commit horizon once (``api.commit_horizon``) and polls one
-``BatchEventFeed`` per followed batch up to it, so the database sees one reader however many
-clients follow a batch. A batch's translated events are appended to a shared, bounded log (the
+Each tick the tail advances the commit horizon once (``orchestration/commit_horizon.py``) and
+polls one ``BatchEventFeed`` per followed batch up to it, so the database sees one reader however
+many clients follow a batch. A batch's translated events are appended to a shared, bounded log (the
 newest ``KNOWLEDGE_API_STREAM_KEEP_EVENTS``); each stream is a cursor into that log and wakes
 when it grows. The tail never waits for a stream: a slow stream only falls behind, and a frozen
 one is dropped by the response's send timeout as before, without holding anyone else up.
@@ -27,17 +27,17 @@ from dataclasses import dataclass
 
 import anyio
 import anyio.to_thread
-from dagster import DagsterInstance
 from sse_starlette import ServerSentEvent
 
-from api.commit_horizon import CommitHorizon
-from api.events import BatchEvent, EventId
-from api.feed import BatchEventFeed, FeedPoll, RunIds
+from knowledge_assets.orchestration.commit_horizon import CommitHorizon
+from knowledge_assets.orchestration.events import BatchEvent, EventId
+from knowledge_assets.orchestration.feed import BatchEventFeed, FeedPoll
 
 __all__ = ["BatchLog", "EventTail"]
 
 _log = logging.getLogger(__name__)
 Disconnected = Callable[[], Awaitable[bool]]
+FeedOf = Callable[[str], BatchEventFeed]  # a batch id -> a new reader of its events
 # How often a waiting stream checks its client is still there (sse-starlette also notices).
 _DISCONNECT_CHECK_S = 1.0
 
@@ -109,15 +109,13 @@ class EventTail:
 
     def __init__(
         self,
-        instance: DagsterInstance,
-        run_ids: RunIds,
+        feed_of: FeedOf,
         horizon: CommitHorizon,
         *,
         poll_s: float,
         keep: int,
     ) -> None:
-        self.instance = instance
-        self.run_ids = run_ids
+        self.feed_of = feed_of
         self.horizon = horizon
         self.poll_s = poll_s
         self.keep = keep
@@ -174,7 +172,7 @@ class EventTail:
                 await changed.wait()
 
     async def _replay(self, log: BatchLog, position: _Position) -> AsyncIterator[ServerSentEvent]:
-        feed = BatchEventFeed(self.instance, self.run_ids, log.feed.batch_id)
+        feed = self.feed_of(log.feed.batch_id)
         while not log.covers(position.last):
             poll = await anyio.to_thread.run_sync(feed.poll, self.horizon.value)
             for event in poll.events:
@@ -192,7 +190,7 @@ class EventTail:
         log = self.logs.get(batch_id)
         # A finished log is not reused: the batch may have been resumed since it ended.
         if log is None or log.failure is not None or log.finished:
-            feed = BatchEventFeed(self.instance, self.run_ids, batch_id)
+            feed = self.feed_of(batch_id)
             log = self.logs[batch_id] = BatchLog(feed, self.keep)
             self._followed.set()
         log.streams += 1

@@ -28,10 +28,11 @@ from knowledge_assets.db.admin import create_database, drop_database
 from knowledge_assets.db.embedded import EmbeddedPostgres
 from knowledge_assets.db.engine import engine_for
 from knowledge_assets.db.migrate import ensure_migrated
-from knowledge_assets.orchestration import forkserver
+from knowledge_assets.instance import forkserver
+from knowledge_assets.instance.home import open_instance
 from knowledge_assets.orchestration.orchestrator import Orchestrator
 from knowledge_assets.pipeline.models import DocumentInput
-from knowledge_assets.platform import Platform
+from knowledge_assets.platform.supervisor import Platform
 from knowledge_assets.settings import Settings
 
 _DIRECT = """
@@ -51,7 +52,7 @@ _BATCH_DATA = """
 import gc, json, sys, tracemalloc
 from pathlib import Path
 import dagster as dg
-from knowledge_assets.io_managers import PydanticJsonIOManager
+from knowledge_assets.defs.io_manager import PydanticJsonIOManager
 root, partition, assets = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
 io_manager = PydanticJsonIOManager(base_path=str(root))
 tracemalloc.start()
@@ -166,7 +167,8 @@ def run_launched(
     With ``measure_data``, the batch's stored asset values are measured afterwards (outside the
     timed part) while the platform's storage still holds them.
     """
-    with fresh_database(admin_url) as url, _platform(url) as (platform, orchestrator, settings):
+    with fresh_database(admin_url) as url, _platform(url) as (platform, orchestrator, instance):
+        settings = orchestrator.settings
         daemon = platform.children["daemon"].pid
         with _PeakRss(daemon) as peak:
             began = time.time()
@@ -174,8 +176,8 @@ def run_launched(
             # Polled gently (polling competes for the two cores); the end is read from the record.
             status = orchestrator.wait(batch_id, timeout_s=1800, poll_s=0.5)
         (run_id,) = orchestrator.run_ids(batch_id)
-        phases = _phases(orchestrator.instance, run_id, began)
-        by_step = _rss_by_step(orchestrator.instance, run_id, peak.samples)
+        phases = _phases(instance, run_id, began)
+        by_step = _rss_by_step(instance, run_id, peak.samples)
         data = measure_batch_data(settings.storage_dir / "assets", batch_id) if measure_data else {}
         return LaunchedRun(phases["total"], peak.mb, str(status.state), phases, by_step, data)
 
@@ -253,22 +255,24 @@ def _phases(instance: dg.DagsterInstance, run_id: str, began: float) -> dict[str
 
 
 @contextmanager
-def _platform(url: str) -> Iterator[tuple[Platform, Orchestrator, Settings]]:
+def _platform(url: str) -> Iterator[tuple[Platform, Orchestrator, dg.DagsterInstance]]:
     with tempfile.TemporaryDirectory(prefix="kab-home-") as home:
         settings = Settings(home=Path(home), database_url=url)
         platform = Platform(settings, services=("daemon",))
         platform.start()
         try:
-            with Orchestrator.for_settings(settings) as orchestrator:
-                _await_daemons(orchestrator)
-                yield platform, orchestrator, settings
+            with (
+                Orchestrator.for_settings(settings) as orchestrator,
+                open_instance(settings, url) as instance,
+            ):
+                _await_daemons(instance)
+                yield platform, orchestrator, instance
         finally:
             platform.stop()
 
 
-def _await_daemons(orchestrator: Orchestrator, timeout_s: float = 120) -> None:
+def _await_daemons(instance: dg.DagsterInstance, timeout_s: float = 120) -> None:
     # Submitting before the daemon's run queue loop is alive would time the daemon's start-up.
-    instance = orchestrator.instance
     since = time.time()
     required = set(instance.get_required_daemon_types())
     deadline = time.monotonic() + timeout_s

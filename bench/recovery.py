@@ -23,17 +23,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import psutil
 import sqlalchemy as sa
 
 from bench.common import corpus_paths
 from knowledge_assets.db import tables as t
 from knowledge_assets.db.embedded import EmbeddedPostgres
-from knowledge_assets.orchestration.liveness import run_worker_pid
+from knowledge_assets.db.engine import database_url, get_engine
+from knowledge_assets.instance.home import open_instance
+from knowledge_assets.instance.liveness import run_worker_pid
 from knowledge_assets.orchestration.orchestrator import Orchestrator
 from knowledge_assets.orchestration.state import BatchState
 from knowledge_assets.pipeline.documents import read_paths
-from knowledge_assets.platform import Platform
+from knowledge_assets.platform.supervisor import Platform
 from knowledge_assets.settings import Settings
 
 DOCUMENTS = 200
@@ -78,13 +81,18 @@ def _platform_state() -> Iterator[Settings]:
 
 
 def _trial(items: list[Any], *, kill_everything: bool) -> dict[str, Any]:
-    with _platform_state() as settings, Orchestrator.for_settings(settings) as orchestrator:
+    with (
+        _platform_state() as settings,
+        Orchestrator.for_settings(settings) as orchestrator,
+        open_instance(settings, database_url(settings)) as instance,
+    ):
+        engine = get_engine(settings)
         daemon = Platform(settings, services=("daemon",))
         daemon.start()
         try:
             batch_id = orchestrator.submit(items).batch_id
             chunks = _wait(lambda: orchestrator.poll(batch_id).progress.chunks_total, 300)
-            _wait(lambda: _cached(orchestrator) >= KILL_AT * chunks, 600, every=0.05)
+            _wait(lambda: _cached(engine) >= KILL_AT * chunks, 600, every=0.05)
             reported = orchestrator.poll(batch_id).progress.chunks_done
             killed_at = time.monotonic()
             if kill_everything:
@@ -92,15 +100,15 @@ def _trial(items: list[Any], *, kill_everything: bool) -> dict[str, Any]:
                 daemon.children.clear()
                 daemon.start()
             else:
-                _kill_worker(orchestrator, batch_id)
-            checkpointed = _cached(orchestrator)
+                _kill_worker(instance, orchestrator, batch_id)
+            checkpointed = _cached(engine)
             reported = max(reported, orchestrator.poll(batch_id).progress.chunks_done)
-            _wait(lambda: _resumed(orchestrator, batch_id), 300, every=0.1)
+            _wait(lambda: _resumed(instance, orchestrator, batch_id), 300, every=0.1)
             to_resumed = time.monotonic() - killed_at
             done = orchestrator.wait(batch_id, timeout_s=900, poll_s=0.2)
             to_complete = time.monotonic() - killed_at
             assert done.state == BatchState.COMPLETE, done
-            calls = _retry_calls(orchestrator, done.runs[-1])
+            calls = _retry_calls(instance, done.runs[-1])
             return {
                 "chunks": chunks,
                 "to_resumed_s": round(to_resumed, 2),
@@ -112,8 +120,8 @@ def _trial(items: list[Any], *, kill_everything: bool) -> dict[str, Any]:
             daemon.stop()
 
 
-def _cached(orchestrator: Orchestrator) -> int:
-    with orchestrator.engine.connect() as connection:
+def _cached(engine: sa.Engine) -> int:
+    with engine.connect() as connection:
         return int(
             connection.execute(
                 sa.select(sa.func.count()).select_from(t.extraction_cache)
@@ -121,9 +129,9 @@ def _cached(orchestrator: Orchestrator) -> int:
         )
 
 
-def _kill_worker(orchestrator: Orchestrator, batch_id: str) -> None:
+def _kill_worker(instance: dg.DagsterInstance, orchestrator: Orchestrator, batch_id: str) -> None:
     run_id = orchestrator.run_ids(batch_id)[-1]
-    found = run_worker_pid(orchestrator.instance, run_id)
+    found = run_worker_pid(instance, run_id)
     assert found is not None, "the run worker recorded no PID"
     os.kill(found[0], signal.SIGKILL)
 
@@ -142,20 +150,18 @@ def _kill_tree(platform: Platform) -> None:
         child.wait()
 
 
-def _resumed(orchestrator: Orchestrator, batch_id: str) -> bool:
+def _resumed(instance: dg.DagsterInstance, orchestrator: Orchestrator, batch_id: str) -> bool:
     """A newer run than the killed one has started working."""
     runs = orchestrator.run_ids(batch_id)
     if len(runs) < 2:
         return False
-    run = orchestrator.instance.get_run_by_id(runs[-1])
+    run = instance.get_run_by_id(runs[-1])
     return run is not None and run.status.value in ("STARTED", "SUCCESS")
 
 
-def _retry_calls(orchestrator: Orchestrator, run_id: str) -> int:
+def _retry_calls(instance: dg.DagsterInstance, run_id: str) -> int:
     """Extractor calls the last run made, from its ``extractions`` materialization."""
-    import dagster as dg
-
-    records = orchestrator.instance.get_records_for_run(
+    records = instance.get_records_for_run(
         run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
     ).records
     for record in records:

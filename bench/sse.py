@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from bench.common import corpus_paths
 from bench.recovery import _platform_state
-from knowledge_assets.platform import Platform
+from knowledge_assets.platform.supervisor import Platform
 
 DOCUMENTS = 40
 SUBSCRIBERS = 100

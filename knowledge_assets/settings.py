@@ -116,8 +116,3 @@ class Settings(BaseSettings):
     def pgdata_dir(self) -> Path:
         """Data directory of the embedded PostgreSQL server."""
         return self.home / "pg"
-
-
-def get_settings(**overrides: object) -> Settings:
-    """Read settings from the environment now, with explicit overrides on top."""
-    return Settings(**overrides)  # type: ignore[arg-type]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from knowledge_assets.db.engine import engine_for
-from knowledge_assets.orchestration.liveness import run_worker_pid, worker_alive
+import dagster as dg
+
+from knowledge_assets.db.engine import database_url, engine_for, get_engine
+from knowledge_assets.instance.home import open_instance
+from knowledge_assets.instance.liveness import run_worker_pid, worker_alive
 from knowledge_assets.orchestration.orchestrator import Orchestrator
 from knowledge_assets.pipeline.models import DocumentInput
 from knowledge_assets.pipeline.pipeline import ExtractionPipeline
@@ -53,6 +57,18 @@ def reference_run(
     return expected, chunks
 
 
+@contextlib.contextmanager
+def platform_instance(settings: Settings) -> Iterator[dg.DagsterInstance]:
+    """The Dagster instance of the platform under the settings' home (the tests' own handle)."""
+    with open_instance(settings, database_url(settings)) as instance:
+        yield instance
+
+
+def graph_snapshot(settings: Settings) -> dict[str, list[tuple[object, ...]]]:
+    """Every graph table of the settings' database, row by row."""
+    return GraphStore(get_engine(settings)).snapshot()
+
+
 @dataclass
 class Kill:
     """A kill -9 of a run worker, and which chunks had been sent to the LLM before it."""
@@ -66,7 +82,8 @@ class Kill:
 def kill_run_worker(orchestrator: Orchestrator, batch_id: str, fake: FakeOpenAI) -> Kill:
     """SIGKILL the batch's current run worker, recording the LLM calls made so far."""
     run_id = orchestrator.run_ids(batch_id)[-1]
-    pid, recorded_at = wait_until(lambda: run_worker_pid(orchestrator.instance, run_id), 60)  # type: ignore[misc]
+    with platform_instance(orchestrator.settings) as instance:
+        pid, recorded_at = wait_until(lambda: run_worker_pid(instance, run_id), 60)  # type: ignore[misc]
     assert worker_alive(pid, recorded_at)
     requests = fake.requests
     os.kill(pid, signal.SIGKILL)

@@ -69,7 +69,7 @@ class DagsterDaemon:
         shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
         env = dict(os.environ, DAGSTER_HOME=str(home))
         # dagster-daemon, started by our entry point so the warm fork server is up first
-        daemon = [sys.executable, "-m", "knowledge_assets.orchestration.daemon"]
+        daemon = [sys.executable, "-m", "knowledge_assets.instance.daemon"]
         command = [*daemon, "run", "-w", str(PROJECT_ROOT / "workspace.yaml")]
         self.process = spawn(command, env, self.log_path)
         return self

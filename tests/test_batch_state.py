@@ -9,13 +9,13 @@ import pytest
 
 from knowledge_assets.orchestration.state import (
     LEGAL_TRANSITIONS,
-    STAGES,
     BatchState,
     IllegalTransition,
     RunView,
     check_transition,
     derive_state,
 )
+from knowledge_assets.pipeline.progress import STAGES
 
 S = BatchState
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from api.commit_horizon import CommitHorizon
+from knowledge_assets.orchestration.commit_horizon import CommitHorizon
 
 _INSERT = sa.text(
     "INSERT INTO event_logs (run_id, event, timestamp) VALUES ('r', '{}', now()) RETURNING id"

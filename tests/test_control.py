@@ -7,12 +7,18 @@ from collections.abc import Iterator
 
 import pytest
 
+from knowledge_assets.db.engine import get_engine
 from knowledge_assets.orchestration.orchestrator import Orchestrator
 from knowledge_assets.orchestration.state import BatchState
 from knowledge_assets.pipeline.store import GraphStore
 from knowledge_assets.settings import Settings
 from tests.corpus import synthetic_documents
-from tests.durability import extraction_underway, llm_environment, reference_run
+from tests.durability import (
+    extraction_underway,
+    llm_environment,
+    platform_instance,
+    reference_run,
+)
 from tests.fakes.openai_server import FakeOpenAI
 from tests.processes import DagsterDaemon, wait_until
 
@@ -56,7 +62,7 @@ def test_interrupt_stops_every_call_and_resume_finishes_the_batch(
     done = platform.wait(batch_id, timeout_s=180)
     assert done.state == BatchState.COMPLETE, done
     assert done.progress.chunks_reused > 0, "the resumed run reused the checkpointed chunks"
-    assert GraphStore(platform.engine).snapshot() == expected
+    assert GraphStore(get_engine(platform.settings)).snapshot() == expected
     assert len({r.chunk_text for r in fake_llm.requests}) == chunks
 
 
@@ -65,7 +71,7 @@ def test_rematerialising_a_finished_batch_three_times_changes_no_row(
 ) -> None:
     batch_id = platform.submit(synthetic_documents(4)).batch_id
     assert platform.wait(batch_id, timeout_s=180).state == BatchState.COMPLETE
-    store = GraphStore(platform.engine)
+    store = GraphStore(get_engine(platform.settings))
     before, calls = store.snapshot(), len(fake_llm.requests)
     for _ in range(3):
         platform.rerun(batch_id)
@@ -78,5 +84,6 @@ def test_rematerialising_a_finished_batch_three_times_changes_no_row(
 
 
 def _all_finished(platform: Orchestrator, batch_id: str) -> bool:
-    runs = [platform.instance.get_run_by_id(r) for r in platform.run_ids(batch_id)]
+    with platform_instance(platform.settings) as instance:
+        runs = [instance.get_run_by_id(r) for r in platform.run_ids(batch_id)]
     return all(run is not None and run.status.value == "SUCCESS" for run in runs)

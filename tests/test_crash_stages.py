@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from knowledge_assets.db.admin import create_database, drop_database
-from knowledge_assets.db.engine import engine_for
+from knowledge_assets.db.engine import engine_for, get_engine
 from knowledge_assets.failpoints import ENVIRONMENT, arm, fired
 from knowledge_assets.orchestration.orchestrator import Orchestrator
-from knowledge_assets.orchestration.state import STAGES, BatchState
+from knowledge_assets.orchestration.state import BatchState
 from knowledge_assets.pipeline.pipeline import ExtractionPipeline
+from knowledge_assets.pipeline.progress import STAGES
 from knowledge_assets.pipeline.store import GraphStore
 from knowledge_assets.settings import Settings
 from tests.corpus import synthetic_documents
@@ -86,7 +87,7 @@ def crash_trials(
                 leftover.unlink()
     # Every batch exactly once: the crashed store equals the store that never crashed.
     assert (
-        GraphStore(orchestrator.engine).snapshot()
+        GraphStore(get_engine(orchestrator.settings)).snapshot()
         == GraphStore(engine_for(reference_url)).snapshot()
     )
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from knowledge_assets.definitions import defs
-from knowledge_assets.partitions import BATCHES
+from knowledge_assets.defs.definitions import defs
+from knowledge_assets.defs.extraction.assets import BATCH_ASSETS as BATCH_ASSET_DEFS
+from knowledge_assets.defs.extraction.partitions import BATCHES
+from knowledge_assets.pipeline.progress import STAGES
 
 BATCH_ASSETS = {
     "documents": set(),
@@ -47,3 +49,11 @@ def test_job_sensors_and_resources() -> None:
     sensors = {s.name: s for s in defs.get_repository_def().sensor_defs}
     assert set(sensors) == {"inbox_sensor", "registry_automation"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
+
+
+def test_the_batch_assets_are_the_pipelines_stages_in_order() -> None:
+    assert tuple(a.key.to_user_string() for a in BATCH_ASSET_DEFS) == STAGES
+    job_steps = (
+        defs.resolve_job_def("extract_batch").get_subset(op_selection=None).graph.node_names()
+    )
+    assert set(job_steps) == set(STAGES)

@@ -12,18 +12,18 @@ import sqlalchemy as sa
 
 from knowledge_assets.db import tables as t
 from knowledge_assets.db.embedded import EmbeddedPostgres
-from knowledge_assets.db.engine import engine_for
+from knowledge_assets.db.engine import engine_for, get_engine
 from knowledge_assets.failpoints import ALWAYS, ENVIRONMENT, arm
 from knowledge_assets.orchestration.orchestrator import Orchestrator
 from knowledge_assets.orchestration.state import BatchState, BatchStatus
 from knowledge_assets.pipeline import stages
-from knowledge_assets.pipeline.store import GraphStore
 from knowledge_assets.settings import Settings
 from tests.conftest import free_port
 from tests.corpus import synthetic_documents
 from tests.durability import (
     LLM_CONCURRENCY,
     extraction_underway,
+    graph_snapshot,
     kill_run_worker,
     llm_environment,
     redone_calls,
@@ -74,7 +74,7 @@ def test_kill_9_of_the_run_worker_mid_extraction_resumes_with_the_same_graph(
     done = orchestrator.wait(batch_id, timeout_s=240)
     assert done.state == BatchState.COMPLETE, done
     assert len(done.runs) >= 2, "the killed run was retried from failure"
-    assert GraphStore(orchestrator.engine).snapshot() == expected
+    assert graph_snapshot(orchestrator.settings) == expected
     assert redone_calls(fake_llm, kill) <= LLM_CONCURRENCY
     assert len({r.chunk_text for r in fake_llm.requests}) == chunks
     assert os.getpid() != kill.pid
@@ -95,7 +95,7 @@ def test_every_platform_process_killed_mid_extraction_then_restarted_resumes_by_
         wait_until(lambda: extraction_underway(fake_llm, chunks), 180, every=0.05)
         killed = platform.kill_all()
         assert any("dagster-webserver" in k for k in killed), killed
-        assert any("knowledge_assets.orchestration.daemon" in k for k in killed), killed
+        assert any("knowledge_assets.instance.daemon" in k for k in killed), killed
         assert any("dagster" in k and "grpc" in k for k in killed), killed  # code servers
         requests_at_kill = len(fake_llm.requests)
         time.sleep(2)
@@ -106,7 +106,7 @@ def test_every_platform_process_killed_mid_extraction_then_restarted_resumes_by_
         done = orchestrator.wait(batch_id, timeout_s=240)
         assert done.state == BatchState.COMPLETE, done
         assert len(done.runs) >= 2
-        assert GraphStore(orchestrator.engine).snapshot() == expected
+        assert graph_snapshot(orchestrator.settings) == expected
         assert len(fake_llm.requests) - requests_at_kill < chunks, "finished work was redone"
     finally:
         platform.stop()
@@ -133,7 +133,7 @@ def test_a_document_that_crashes_every_attempt_is_quarantined_and_the_rest_compl
     assert statuses[poison_doc.name].status == "quarantined"
     assert "given up after 3 failed attempts" in (statuses[poison_doc.name].reason or "")
     assert {d.status for n, d in statuses.items() if n != poison_doc.name} == {"accepted"}
-    with orchestrator.engine.connect() as connection:
+    with get_engine(orchestrator.settings).connect() as connection:
         documents_with_mentions = set(
             connection.execute(sa.select(t.mentions.c.document_id).distinct()).scalars()
         )
@@ -169,7 +169,7 @@ def test_database_restarted_mid_run_completes_with_nothing_lost_or_duplicated(
 
             done = wait_until(lambda: _terminal(orchestrator, batch_id), 240)
             assert done.state == BatchState.COMPLETE, done
-            assert GraphStore(orchestrator.engine).snapshot() == expected
+            assert graph_snapshot(orchestrator.settings) == expected
     finally:
         if daemon is not None:
             daemon.stop()

@@ -8,11 +8,11 @@ import uuid
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
-from dagster._core.storage.tags import PARTITION_NAME_TAG
+from dagster import DagsterRun, DagsterRunStatus
 
 from knowledge_assets.db.engine import get_engine
-from knowledge_assets.orchestration.fencing import RunFence
+from knowledge_assets.instance.dagster_internals import PARTITION_NAME_TAG
+from knowledge_assets.instance.fencing import RunFence
 from knowledge_assets.pipeline import stages
 from knowledge_assets.pipeline.models import DocumentInput, ValidatedGraph
 from knowledge_assets.pipeline.store import GraphStore, StaleAttempt

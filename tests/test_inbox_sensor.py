@@ -11,10 +11,10 @@ import dagster as dg
 import sqlalchemy as sa
 
 from knowledge_assets.db.engine import engine_for
+from knowledge_assets.defs.extraction.partitions import BATCHES
+from knowledge_assets.defs.extraction.sensor import inbox_sensor
+from knowledge_assets.defs.resources import KnowledgeResource
 from knowledge_assets.demo import corpus_files
-from knowledge_assets.partitions import BATCHES
-from knowledge_assets.resources import KnowledgeResource
-from knowledge_assets.sensors.inbox import inbox_sensor
 from knowledge_assets.settings import Settings
 
 

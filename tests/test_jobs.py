@@ -1,22 +1,20 @@
 """The batch job's executor: every step in the run worker's process, one model load."""
 
+import os
+
 import dagster as dg
 
-from knowledge_assets.definitions import defs
+from knowledge_assets.defs.definitions import defs
+from knowledge_assets.defs.extraction.partitions import BATCHES
+from knowledge_assets.defs.resources import _extractor
 from knowledge_assets.demo import corpus_files
-from knowledge_assets.jobs import extract_batch
-from knowledge_assets.partitions import BATCHES
 from knowledge_assets.pipeline.batches import BatchStorage
 from knowledge_assets.pipeline.extractors.factory import extractor_info
 from knowledge_assets.pipeline.extractors.offline import load_model
 from knowledge_assets.pipeline.models import DocumentInput
 from knowledge_assets.pipeline.ontology import load_ontology
-from knowledge_assets.resources import _extractor
+from knowledge_assets.pipeline.progress import STAGES
 from knowledge_assets.settings import Settings
-
-
-def test_extract_batch_runs_steps_in_process() -> None:
-    assert extract_batch.executor_def is dg.in_process_executor
 
 
 def _stage(settings: Settings, instance: dg.DagsterInstance, names: list[str]) -> str:
@@ -55,3 +53,36 @@ def test_two_runs_in_one_process_load_the_model_once(
     assert (now.hits + now.misses) - (extractors.hits + extractors.misses) == 2
     assert now.misses - extractors.misses <= 1
     assert load_model.cache_info().misses - models.misses <= 1
+
+
+def test_every_step_of_a_batch_run_executes_in_the_process_running_the_run(
+    dagster_instance: dg.DagsterInstance, settings: Settings
+) -> None:
+    batch_id = _stage(settings, dagster_instance, [corpus_files()[0].name])
+    result = dg.execute_job(
+        dg.reconstructable(batch_job),
+        instance=dagster_instance,
+        tags={"dagster/partition": batch_id},
+    )
+    assert result.success
+    # Dagster stamps every event with the pid of the process that emitted it: a step executed
+    # in a process of its own (multiprocess executor) would carry that process's pid, and its
+    # start would be recorded as STEP_WORKER_STARTING/STARTED events.
+    events = [
+        entry.dagster_event
+        for entry in dagster_instance.all_logs(result.run_id)
+        if entry.dagster_event is not None
+    ]
+    kinds = {event.event_type for event in events}
+    assert dg.DagsterEventType.STEP_WORKER_STARTING not in kinds
+    assert dg.DagsterEventType.STEP_WORKER_STARTED not in kinds
+    (run_start,) = [e for e in events if e.event_type == dg.DagsterEventType.RUN_START]
+    # Planned materializations and checks are recorded when the run is created, by no step.
+    planned = {
+        dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+        dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED,
+    }
+    steps = [e for e in events if e.step_key is not None and e.event_type not in planned]
+    succeeded = [e.step_key for e in steps if e.event_type == dg.DagsterEventType.STEP_SUCCESS]
+    assert sorted(succeeded) == sorted(STAGES)
+    assert {e.pid for e in steps} == {run_start.pid} == {os.getpid()}

@@ -8,9 +8,9 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from knowledge_assets import postgres_storage
 from knowledge_assets.db.embedded import EmbeddedPostgres
-from knowledge_assets.postgres_storage import (
+from knowledge_assets.instance import storage as postgres_storage
+from knowledge_assets.instance.storage import (
     PooledPostgresEventLogStorage,
     PooledPostgresRunStorage,
     PooledPostgresScheduleStorage,

@@ -11,12 +11,11 @@ import uuid
 
 import dagster as dg
 import pytest
-from dagster._core.events import EngineEventData
-from dagster._core.launcher import WorkerStatus
-from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+from dagster import DagsterRun, DagsterRunStatus
 
-from knowledge_assets.orchestration.launcher import FORKED_TAG, HOST_TAG, HealthCheckedRunLauncher
-from knowledge_assets.orchestration.liveness import worker_alive
+from knowledge_assets.instance.dagster_internals import EngineEventData, WorkerStatus
+from knowledge_assets.instance.launcher import FORKED_TAG, HOST_TAG, HealthCheckedRunLauncher
+from knowledge_assets.instance.liveness import worker_alive
 
 
 def sleeper() -> subprocess.Popen[bytes]:

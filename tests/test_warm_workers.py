@@ -17,25 +17,29 @@ from pathlib import Path
 import dagster as dg
 import psutil
 import pytest
+import yaml
 
 from knowledge_assets.demo import corpus_files
 from knowledge_assets.failpoints import ALWAYS, arm, fired
-from knowledge_assets.orchestration import forkserver
-from knowledge_assets.orchestration.forkserver import (
+from knowledge_assets.instance import forkserver
+from knowledge_assets.instance.forkserver import (
     ForkServerClient,
     ForkServerError,
     _source_mtimes,
     _stale,
 )
-from knowledge_assets.orchestration.launcher import FORKED_TAG
-from knowledge_assets.orchestration.liveness import run_worker_pid
+from knowledge_assets.instance.home import INSTANCE_CONFIG
+from knowledge_assets.instance.launcher import FORKED_TAG
+from knowledge_assets.instance.liveness import run_worker_pid
 from knowledge_assets.orchestration.orchestrator import Orchestrator
 from knowledge_assets.orchestration.state import BatchState
 from knowledge_assets.pipeline.models import DocumentInput
 from knowledge_assets.settings import Settings
+from tests.durability import platform_instance
 from tests.processes import DagsterDaemon
 
 FORK_SERVER_MODULE = forkserver.__name__  # in the fork server's command line
+PRELOAD = yaml.safe_load(INSTANCE_CONFIG.read_text())["run_launcher"]["config"]["preload"]
 
 
 @pytest.fixture
@@ -60,11 +64,13 @@ def fork_servers(daemon: DagsterDaemon) -> list[psutil.Process]:
     return found
 
 
-def only_run(orchestrator: Orchestrator, batch_id: str) -> dg.DagsterRun:
+def only_run(orchestrator: Orchestrator, batch_id: str) -> tuple[dg.DagsterRun, object]:
+    """The batch's one run, and the PID its worker recorded."""
     (run_id,) = orchestrator.poll(batch_id).runs
-    run = orchestrator.instance.get_run_by_id(run_id)
-    assert run is not None
-    return run
+    with platform_instance(orchestrator.settings) as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None
+        return run, run_worker_pid(instance, run_id)
 
 
 def test_the_daemon_forks_run_workers_from_its_warm_server(
@@ -76,10 +82,9 @@ def test_the_daemon_forks_run_workers_from_its_warm_server(
         done = orchestrator.wait(batch_id, timeout_s=180)
         assert done.state == BatchState.COMPLETE, done
         (server,) = fork_servers(daemon)
-        run = only_run(orchestrator, batch_id)
+        run, recorded = only_run(orchestrator, batch_id)
         forked = json.loads(run.tags[FORKED_TAG])
-        recorded = run_worker_pid(orchestrator.instance, run.run_id)
-        assert recorded is not None and recorded[0] == forked["pid"], "the forked child ran it"
+        assert isinstance(recorded, tuple) and recorded[0] == forked["pid"], "forked child ran it"
         assert forked["pid"] != server.pid
     finally:
         daemon.stop()
@@ -97,15 +102,15 @@ def test_a_fork_server_that_dies_warming_up_leaves_runs_to_cold_workers(
         done = orchestrator.wait(batch_id, timeout_s=180)
         assert done.state == BatchState.COMPLETE, done
         assert fired(failpoints, "forkserver.serve")
-        run = only_run(orchestrator, batch_id)
+        run, recorded = only_run(orchestrator, batch_id)
         assert FORKED_TAG not in run.tags
-        assert run_worker_pid(orchestrator.instance, run.run_id) is not None
+        assert recorded is not None
     finally:
         daemon.stop()
 
 
 def test_the_client_restarts_a_killed_fork_server() -> None:
-    client = ForkServerClient()
+    client = ForkServerClient(PRELOAD)
     try:
         with pytest.raises(ForkServerError, match="not a run command"):
             client.fork(["api", "grpc"])
@@ -131,4 +136,4 @@ def test_edited_source_makes_the_server_stale(tmp_path: Path) -> None:
     assert _stale(mtimes)
     module.unlink()
     assert _stale(mtimes)
-    assert _source_mtimes(), "the test process has knowledge_assets modules loaded"
+    assert _source_mtimes("knowledge_assets"), "the test process has our modules loaded"

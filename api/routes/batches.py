@@ -9,8 +9,8 @@ from fastapi import APIRouter, Path, Query, Request
 
 from api.deps import Caller, Context
 from api.errors import ApiError, ErrorBody
+from api.guards.uploads import read_submission
 from api.models import BatchAccepted, BatchPage, BatchView, SubmitJson, dagster_link, events_link
-from api.uploads import read_submission
 from knowledge_assets.pipeline.batches import BATCH_ID
 
 router = APIRouter(prefix="/batches", tags=["batches"])

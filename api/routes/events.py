@@ -16,10 +16,10 @@ from starlette.background import BackgroundTask
 
 from api.deps import Caller, Context, StreamCaller
 from api.errors import ApiError, ErrorBody
-from api.events import EventId
 from api.models import StreamToken
 from api.routes.batches import BatchId
 from api.tail import EventTail
+from knowledge_assets.orchestration.events import EventId
 
 router = APIRouter(tags=["events"])
 _log = logging.getLogger(__name__)

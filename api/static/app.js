@@ -6,7 +6,7 @@
 // fetched and the stream reopened after the last event id received.
 "use strict";
 
-const STAGES = ["documents", "chunks", "extractions", "resolved_entities", "validated_graph", "ingested_graph"];
+let STAGES = [];  // the pipeline's stages, in order, as GET /batches names them
 const TERMINAL = new Set(["complete", "failed"]);
 const rows = new Map();
 
@@ -133,6 +133,7 @@ function report(error) { setStatus(String(error.message || error)); }
 
 async function refresh() {
   const page = await api("/batches?limit=50");
+  STAGES = page.stages;
   page.items.reverse().forEach(showBatch);
   setStatus(page.items.length ? "" : "no batches yet: submit some with `knowledge submit PATH --follow`");
 }

@@ -1,4 +1,4 @@
-"""Control of batches on the Dagster platform: orchestrator, batch state, run health and fencing.
+"""The control plane: the Orchestrator, the batch state machine and the batch event feed.
 
 Everything here reads Dagster's own run and event records; no table of ours stores workflow state.
 """

@@ -1,9 +1,10 @@
-"""The one service the API and the CLI use to run batches: start, wait, poll, interrupt, resume.
+"""The one service the API and the CLI use to run batches: start, poll, events, interrupt, resume.
 
 Every answer is derived from Dagster's run and event records (see ``state.py``); the orchestrator
 keeps no state of its own, so any number of API replicas or CLI processes can use it at once.
 Runs are submitted to the instance's run coordinator exactly as the webserver would, and the
-daemon launches them.
+daemon launches them. Callers never see the Dagster instance, the database engine or the batch
+storage: everything they need is a method here.
 """
 
 from __future__ import annotations
@@ -12,56 +13,66 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import dagster as dg
 import sqlalchemy as sa
-from dagster._core.execution.plan.resume_retry import ReexecutionStrategy
-from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus, RunsFilter
-from dagster._core.storage.tags import PARTITION_NAME_TAG
-from dagster._core.utils import make_new_run_id
 
-from knowledge_assets.db.engine import get_engine
-from knowledge_assets.orchestration.instance import open_instance
-from knowledge_assets.orchestration.liveness import run_worker_pid, worker_alive
+from knowledge_assets.db.engine import database_url, engine_for, get_engine
+from knowledge_assets.defs import definitions
+from knowledge_assets.defs.extraction.job import extract_batch
+from knowledge_assets.defs.extraction.partitions import BATCHES
+from knowledge_assets.instance.dagster_internals import PARTITION_NAME_TAG, CodeLocationRuns
+from knowledge_assets.instance.home import PROJECT_ROOT, open_instance
+from knowledge_assets.instance.liveness import run_worker_pid, worker_alive
+from knowledge_assets.orchestration.commit_horizon import CommitHorizon
+from knowledge_assets.orchestration.events import BatchEvent, EventId
+from knowledge_assets.orchestration.feed import BatchEventFeed
 from knowledge_assets.orchestration.snapshot import INTERRUPTED_TAG, batch_status
 from knowledge_assets.orchestration.state import BatchState, BatchStatus, check_transition
-from knowledge_assets.orchestration.workspace import JOB, Workspace
-from knowledge_assets.partitions import BATCHES
-from knowledge_assets.pipeline.batches import BatchStorage, UnknownBatchError
+from knowledge_assets.pipeline.batches import BatchManifest, BatchStorage, UnknownBatchError
 from knowledge_assets.pipeline.extractors.factory import extractor_info
 from knowledge_assets.pipeline.models import DocumentInput, DocumentRejection
 from knowledge_assets.pipeline.ontology import load_ontology
 from knowledge_assets.settings import Settings
 
+__all__ = ["BatchTimeout", "Orchestrator", "UnknownBatchError"]
+
+LOCATION = "knowledge_assets"  # the location_name in workspace.yaml
 _ACTIVE = {
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-    DagsterRunStatus.CANCELING,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
 }
 
 
 class BatchTimeout(TimeoutError):
-    """``start_and_wait`` gave up before the batch reached Complete or Failed."""
+    """``wait`` gave up before the batch reached Complete or Failed."""
 
 
 class Orchestrator:
     """Batches by id on one Dagster instance; safe to share between threads of one process."""
 
     def __init__(self, instance: dg.DagsterInstance, settings: Settings) -> None:
-        self.instance = instance
+        self._instance = instance
         self.settings = settings
-        self.engine: sa.Engine = get_engine(settings)
-        self.storage = BatchStorage(settings.storage_dir)
-        self._workspace = Workspace(instance)
+        self._engine: sa.Engine = get_engine(settings)
+        self._storage = BatchStorage(settings.storage_dir)
+        self._runs_of_job = CodeLocationRuns(
+            instance,
+            module=definitions.__name__,
+            location=LOCATION,
+            job=extract_batch.name,
+            working_directory=PROJECT_ROOT,
+        )
 
     @classmethod
     @contextlib.contextmanager
     def for_settings(cls, settings: Settings) -> Iterator[Orchestrator]:
         """The orchestrator of the platform that ``knowledge up`` runs under the same home."""
-        with open_instance(settings) as instance:
+        with open_instance(settings, database_url(settings)) as instance:
             orchestrator = cls(instance, settings)
             try:
                 yield orchestrator
@@ -70,7 +81,7 @@ class Orchestrator:
 
     def close(self) -> None:
         """Release the in-process workspace."""
-        self._workspace.close()
+        self._runs_of_job.close()
 
     # -- submitting -------------------------------------------------------------------------
 
@@ -82,32 +93,30 @@ class Orchestrator:
         ``refused`` are documents refused before they could be read (e.g. unreadable files):
         they are kept with the batch so its status names them.
         """
+        return self.start(self.stage(items, refused).batch_id)
+
+    def stage(
+        self, items: Sequence[DocumentInput], refused: Sequence[DocumentRejection] = ()
+    ) -> BatchManifest:
+        """Store the documents as a batch (content-addressed) without starting it."""
         ontology = load_ontology(self.settings.ontology)
-        manifest = self.storage.stage(
+        return self._storage.stage(
             items,
             max_bytes=self.settings.max_document_bytes,
             ontology_hash=ontology.hash,
             extractor=extractor_info(self.settings, ontology),
             refused=refused,
         )
-        return self.start(manifest.batch_id)
 
     def start(self, batch_id: str) -> BatchStatus:
         """Start a staged batch, unless it has a run already: then answer its status."""
-        self.storage.manifest(batch_id)  # UnknownBatchError for a batch never staged
+        self._storage.manifest(batch_id)  # UnknownBatchError for a batch never staged
         with self._batch_lock(batch_id):
             if not self._runs(batch_id):
-                if not self.instance.has_dynamic_partition(BATCHES, batch_id):
-                    self.instance.add_dynamic_partitions(BATCHES, [batch_id])
-                self._submit_new_run(batch_id)
+                if not self._instance.has_dynamic_partition(BATCHES, batch_id):
+                    self._instance.add_dynamic_partitions(BATCHES, [batch_id])
+                self._runs_of_job.submit_new({PARTITION_NAME_TAG: batch_id})
         return self.poll(batch_id)
-
-    def start_and_wait(
-        self, batch_id: str, timeout_s: float = 600.0, poll_s: float = 0.5
-    ) -> BatchStatus:
-        """Start the batch and block until it is Complete or Failed (retries included)."""
-        self.start(batch_id)
-        return self.wait(batch_id, timeout_s, poll_s)
 
     def wait(self, batch_id: str, timeout_s: float = 600.0, poll_s: float = 0.5) -> BatchStatus:
         """Block until the batch is Complete or Failed; every observed move must be legal."""
@@ -128,8 +137,8 @@ class Orchestrator:
 
     def poll(self, batch_id: str) -> BatchStatus:
         """The batch's state, stage, counts, errors and runs."""
-        manifest = self.storage.manifest(batch_id)
-        return batch_status(self.instance, self.engine, manifest, self._runs(batch_id))
+        manifest = self._storage.manifest(batch_id)
+        return batch_status(self._instance, self._engine, manifest, self._runs(batch_id))
 
     def run_ids(self, batch_id: str) -> list[str]:
         """Every run of the batch, oldest first (retries included)."""
@@ -137,12 +146,59 @@ class Orchestrator:
 
     def list_batches(self, offset: int = 0, limit: int = 50) -> list[BatchStatus]:
         """Staged batches, newest first."""
-        ids = self.storage.batch_ids_newest_first()[offset : offset + limit]
+        ids = self._storage.batch_ids_newest_first()[offset : offset + limit]
         statuses = []
         for batch_id in ids:
             with contextlib.suppress(UnknownBatchError):
                 statuses.append(self.poll(batch_id))
         return statuses
+
+    def event_feed(self, batch_id: str) -> BatchEventFeed:
+        """A reader of the batch's events, polled up to a commit horizon (see ``feed.py``)."""
+        return BatchEventFeed(self._instance, self.run_ids, batch_id)
+
+    def commit_horizon(self) -> CommitHorizon:
+        """A horizon over the event log: ids below it are final (see ``commit_horizon.py``)."""
+        url = database_url(self.settings)
+        return CommitHorizon(engine_for(url), gap_timeout_s=self.settings.api_stream_gap_timeout_s)
+
+    def events(
+        self,
+        batch_id: str,
+        after: EventId | None = None,
+        poll_s: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Iterator[BatchEvent]:
+        """The batch's events after ``after``, as they happen, until its terminal event.
+
+        The same events, with the same ids, as the API's SSE stream. Raises
+        ``UnknownBatchError`` for a batch never staged.
+        """
+        self._storage.manifest(batch_id)
+        feed, horizon = self.event_feed(batch_id), self.commit_horizon()
+        while True:
+            poll = feed.poll(horizon.advance())
+            for event in poll.events:
+                if after is None or EventId.parse(event.id) > after:
+                    yield event
+            if poll.finished:
+                return
+            if not poll.more:
+                sleep(poll_s)
+
+    def health(self) -> dict[str, str]:
+        """Whether the graph store and Dagster's storage answer: ``ok`` or the error's name."""
+        checks = {
+            "database": _probe(lambda: _ping(self._engine)),
+            "dagster": _probe(self._instance.get_runs_count),
+        }
+        return checks
+
+    def daemon_alive(self, within_s: float = 60.0) -> bool:
+        """Whether a Dagster daemon of this instance sent a heartbeat in the last ``within_s``."""
+        heartbeats = self._instance.get_daemon_heartbeats()
+        newest = max((h.timestamp for h in heartbeats.values()), default=0.0)
+        return time.time() - newest <= within_s
 
     # -- control ----------------------------------------------------------------------------
 
@@ -155,8 +211,8 @@ class Orchestrator:
         run = self._latest(batch_id)
         if run is None or run.status not in _ACTIVE:
             return self.poll(batch_id)
-        self.instance.add_run_tags(run.run_id, {INTERRUPTED_TAG: "true"})
-        self.instance.run_coordinator.cancel_run(run.run_id)
+        self._instance.add_run_tags(run.run_id, {INTERRUPTED_TAG: "true"})
+        self._instance.run_coordinator.cancel_run(run.run_id)
         self._await_stopped(run.run_id, timeout_s)
         return self.poll(batch_id)
 
@@ -171,7 +227,7 @@ class Orchestrator:
         with self._batch_lock(batch_id):
             latest = self._latest(batch_id)
             if latest is not None and latest.run_id == run.run_id:
-                self._submit_retry(run)
+                self._runs_of_job.submit_retry(run, {INTERRUPTED_TAG: "false"})
         return self.poll(batch_id)
 
     def rerun(self, batch_id: str) -> BatchStatus:
@@ -180,96 +236,72 @@ class Orchestrator:
         For operators who want to prove a batch is settled, or re-check it after a code fix.
         A batch with an active run is left alone.
         """
-        self.storage.manifest(batch_id)
+        self._storage.manifest(batch_id)
         with self._batch_lock(batch_id):
             latest = self._latest(batch_id)
             if latest is None or latest.status not in _ACTIVE:
-                self._submit_new_run(batch_id)
+                self._runs_of_job.submit_new({PARTITION_NAME_TAG: batch_id})
         return self.poll(batch_id)
 
     # -- internals --------------------------------------------------------------------------
 
-    def _runs(self, batch_id: str) -> list[DagsterRun]:
-        runs = self.instance.get_runs(RunsFilter(job_name=JOB, tags={PARTITION_NAME_TAG: batch_id}))
+    def _runs(self, batch_id: str) -> list[dg.DagsterRun]:
+        runs = self._instance.get_runs(
+            dg.RunsFilter(job_name=extract_batch.name, tags={PARTITION_NAME_TAG: batch_id})
+        )
         return list(reversed(runs))
 
-    def _latest(self, batch_id: str) -> DagsterRun | None:
-        runs = self.instance.get_runs(
-            RunsFilter(job_name=JOB, tags={PARTITION_NAME_TAG: batch_id}), limit=1
+    def _latest(self, batch_id: str) -> dg.DagsterRun | None:
+        runs = self._instance.get_runs(
+            dg.RunsFilter(job_name=extract_batch.name, tags={PARTITION_NAME_TAG: batch_id}),
+            limit=1,
         )
         return runs[0] if runs else None
 
     @contextlib.contextmanager
     def _batch_lock(self, batch_id: str) -> Iterator[None]:
         # Two API replicas starting the same batch at once: the second waits, then sees the run.
-        with self.engine.begin() as connection:
+        with self._engine.begin() as connection:
             connection.execute(
                 sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
                 {"key": f"knowledge-batch:{batch_id}"},
             )
             yield
 
-    def _submit_new_run(self, batch_id: str) -> DagsterRun:
-        request = self._workspace.request()
-        location = self._workspace.location(request)
-        job = self._workspace.job(request)
-        plan = location.get_execution_plan(
-            job, run_config={}, step_keys_to_execute=None, known_state=None, instance=self.instance
-        )
-        run = self.instance.create_run(
-            job_name=JOB,
-            run_id=make_new_run_id(),
-            run_config={},
-            status=DagsterRunStatus.NOT_STARTED,
-            tags={**job.tags, PARTITION_NAME_TAG: batch_id},
-            root_run_id=None,
-            parent_run_id=None,
-            step_keys_to_execute=plan.execution_plan_snapshot.step_keys_to_execute,
-            execution_plan_snapshot=plan.execution_plan_snapshot,
-            job_snapshot=job.job_snapshot,
-            parent_job_snapshot=job.parent_job_snapshot,
-            asset_selection=None,
-            asset_check_selection=None,
-            resolved_op_selection=None,
-            op_selection=None,
-            remote_job_origin=job.get_remote_origin(),
-            job_code_origin=job.get_python_origin(),
-            asset_graph=request.asset_graph,
-        )
-        return self.instance.submit_run(run.run_id, request)
-
-    def _submit_retry(self, parent: DagsterRun) -> DagsterRun:
-        request = self._workspace.request()
-        run = self.instance.create_reexecuted_run(
-            request_context=request,
-            parent_run=parent,
-            code_location=self._workspace.location(request),
-            remote_job=self._workspace.job(request),
-            strategy=ReexecutionStrategy.FROM_FAILURE,
-            use_parent_run_tags=True,
-            extra_tags={INTERRUPTED_TAG: "false"},
-        )
-        return self.instance.submit_run(run.run_id, request)
-
     def _await_stopped(self, run_id: str, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            run = self.instance.get_run_by_id(run_id)
+            run = self._instance.get_run_by_id(run_id)
             if run is not None and run.is_finished and not self._worker_running(run_id):
                 return
             time.sleep(0.2)
         self._kill_worker(run_id)
 
     def _worker_running(self, run_id: str) -> bool:
-        found = run_worker_pid(self.instance, run_id)
+        found = run_worker_pid(self._instance, run_id)
         return found is not None and worker_alive(*found)
 
     def _kill_worker(self, run_id: str) -> None:
         # Cancellation did not stop the worker in time: stop it for good and record why.
-        found = run_worker_pid(self.instance, run_id)
+        found = run_worker_pid(self._instance, run_id)
         if found is not None and worker_alive(*found):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(found[0], signal.SIGKILL)
-        run = self.instance.get_run_by_id(run_id)
+        run = self._instance.get_run_by_id(run_id)
         if run is not None and not run.is_finished:
-            self.instance.report_run_canceled(run, message="interrupted: the run worker was killed")
+            self._instance.report_run_canceled(
+                run, message="interrupted: the run worker was killed"
+            )
+
+
+def _ping(engine: sa.Engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(sa.text("SELECT 1"))
+
+
+def _probe(check: Callable[[], object]) -> str:
+    try:
+        check()
+    except Exception as exc:  # any failure means not ready; the reason goes in the answer
+        return f"error: {type(exc).__name__}"
+    return "ok"

@@ -7,14 +7,11 @@ from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
-from dagster._core.events import DagsterEventType
-from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
-from dagster._core.storage.tags import WILL_RETRY_TAG
+from dagster import DagsterEventType, DagsterRun, DagsterRunStatus
 
 from knowledge_assets.db.tables import quarantine
-from knowledge_assets.orchestration.progress import parse_progress
+from knowledge_assets.instance.dagster_internals import WILL_RETRY_TAG
 from knowledge_assets.orchestration.state import (
-    STAGES,
     BatchStatus,
     DocumentStatus,
     RunView,
@@ -22,6 +19,7 @@ from knowledge_assets.orchestration.state import (
     derive_state,
 )
 from knowledge_assets.pipeline.batches import BatchManifest
+from knowledge_assets.pipeline.progress import STAGES, StageCounts, parse_progress
 
 INTERRUPTED_TAG = "knowledge/interrupted"
 _FAILURE_EVENTS = {DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE}
@@ -37,15 +35,13 @@ def batch_status(
     """Everything ``poll`` answers about one batch; ``runs`` oldest first."""
     views = [run_view(instance, run) for run in runs]
     derived = derive_state(views)
-    metadata = {
-        stage: _materialization_metadata(instance, stage, manifest.batch_id) for stage in STAGES
-    }
+    counts = {stage: _stage_counts(instance, stage, manifest.batch_id) for stage in STAGES}
     live = _live_progress(instance, runs[-1].run_id) if runs else None
     return BatchStatus(
         batch_id=manifest.batch_id,
         state=derived.state,
         stage=derived.stage,
-        progress=_progress(manifest, metadata, live),
+        progress=_progress(manifest, counts, live),
         error=derived.error,
         failed_stage=derived.failed_stage,
         last_successful_stage=derived.last_successful_stage,
@@ -94,18 +90,15 @@ def _error(instance: dg.DagsterInstance, run: DagsterRun) -> str | None:
     return None
 
 
-def _materialization_metadata(
-    instance: dg.DagsterInstance, stage: str, batch_id: str
-) -> Mapping[str, Any]:
+def _stage_counts(instance: dg.DagsterInstance, stage: str, batch_id: str) -> StageCounts:
+    """The counts of the stage's latest materialization of the batch (none yet: all unset)."""
     result = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey(stage), asset_partitions=[batch_id]), limit=1
     )
-    if not result.records:
-        return {}
-    materialization = result.records[0].asset_materialization
+    materialization = result.records[0].asset_materialization if result.records else None
     if materialization is None:
-        return {}
-    return {key: value.value for key, value in materialization.metadata.items()}
+        return StageCounts()
+    return StageCounts.from_metadata({k: v.value for k, v in materialization.metadata.items()})
 
 
 def _live_progress(instance: dg.DagsterInstance, run_id: str) -> dict[str, Any] | None:
@@ -121,28 +114,29 @@ def _live_progress(instance: dg.DagsterInstance, run_id: str) -> dict[str, Any] 
 
 def _progress(
     manifest: BatchManifest,
-    metadata: Mapping[str, Mapping[str, Any]],
+    counts: Mapping[str, StageCounts],
     live: Mapping[str, Any] | None,
 ) -> StageProgress:
-    extracted = metadata["extractions"]
-    chunks_total = int(metadata["chunks"].get("chunks", 0))
-    if extracted:
-        done, reused = int(extracted.get("chunks", 0)), int(extracted.get("cache_hits", 0))
+    extracted = counts["extractions"]
+    chunks_total = counts["chunks"].chunks or 0
+    if extracted.chunks is not None:
+        done, reused = extracted.chunks, extracted.cache_hits or 0
     elif live is not None and live.get("stage") == "extractions":
         done, reused = int(live["done"]), int(live.get("reused", 0))
         chunks_total = chunks_total or int(live["total"])
     else:
         done, reused = 0, 0
-    graph = metadata["validated_graph"] or metadata["resolved_entities"]
+    validated = counts["validated_graph"]
+    graph = validated if validated.entities is not None else counts["resolved_entities"]
     return StageProgress(
         documents=len(manifest.documents),
         rejected=len(manifest.rejections),
         chunks_total=chunks_total,
         chunks_done=done,
         chunks_reused=reused,
-        entities=int(graph.get("entities", 0)),
-        relations=int(graph.get("relations", 0)),
-        quarantined=int(metadata["validated_graph"].get("quarantined", 0)),
+        entities=graph.entities or 0,
+        relations=graph.relations or 0,
+        quarantined=validated.quarantined or 0,
     )
 
 

@@ -15,6 +15,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from knowledge_assets.pipeline.models import Frozen
+from knowledge_assets.pipeline.progress import STAGES
 
 
 class BatchState(StrEnum):
@@ -35,23 +36,21 @@ class BatchState(StrEnum):
         return self in (BatchState.COMPLETE, BatchState.FAILED)
 
 
-# The per-batch assets in execution order, and the state each one puts the batch in.
-STAGES: tuple[str, ...] = (
-    "documents",
-    "chunks",
-    "extractions",
-    "resolved_entities",
-    "validated_graph",
-    "ingested_graph",
+# The state each stage of the pipeline (``STAGES``, in order) puts the batch in.
+STATE_OF_STAGE: Mapping[str, BatchState] = dict(
+    zip(
+        STAGES,
+        (
+            BatchState.PREPROCESSING,  # documents
+            BatchState.PREPROCESSING,  # chunks
+            BatchState.EXTRACTING,
+            BatchState.RESOLVING,
+            BatchState.VALIDATING,
+            BatchState.INGESTING,
+        ),
+        strict=True,
+    )
 )
-STATE_OF_STAGE: Mapping[str, BatchState] = {
-    "documents": BatchState.PREPROCESSING,
-    "chunks": BatchState.PREPROCESSING,
-    "extractions": BatchState.EXTRACTING,
-    "resolved_entities": BatchState.RESOLVING,
-    "validated_graph": BatchState.VALIDATING,
-    "ingested_graph": BatchState.INGESTING,
-}
 _FORWARD: tuple[BatchState, ...] = (
     BatchState.PENDING,
     BatchState.PREPROCESSING,

@@ -8,12 +8,11 @@ same documents twice yields the same batch id and rewrites nothing.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from knowledge_assets.files import write_atomic
 from knowledge_assets.pipeline.documents import prepare_documents
 from knowledge_assets.pipeline.models import (
     Batch,
@@ -82,7 +81,7 @@ class BatchStorage:
             ontology_hash=ontology_hash,
             extractor=extractor,
         )
-        self._write_atomic(self.manifest_path(batch.id), manifest.model_dump_json().encode())
+        write_atomic(self.manifest_path(batch.id), manifest.model_dump_json().encode(), sync=True)
         return manifest
 
     def put_blob(self, data: bytes) -> str:
@@ -90,7 +89,7 @@ class BatchStorage:
         digest = hashlib.sha256(data).hexdigest()
         path = self._blob_path(digest)
         if not path.exists():
-            self._write_atomic(path, data)
+            write_atomic(path, data, sync=True)
         return digest
 
     def read_blob(self, digest: str) -> bytes:
@@ -130,17 +129,3 @@ class BatchStorage:
         if not re.fullmatch(r"[0-9a-f]{64}", digest):
             raise ValueError(f"not a blob digest: {digest!r}")
         return self.root / "blobs" / digest[:2] / digest
-
-    @staticmethod
-    def _write_atomic(path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise

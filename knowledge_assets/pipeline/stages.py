@@ -62,6 +62,16 @@ class Extractions(Frozen):
     failures: int = 0
 
 
+class IngestSummary(Frozen):
+    """What ingestion wrote (zero rows on a re-run of the same batch)."""
+
+    batch_id: str
+    inserted: dict[str, int]
+    entities: int
+    relations: int
+    quarantined: int
+
+
 def prepare(
     items: Sequence[DocumentInput],
     *,

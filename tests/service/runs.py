@@ -11,13 +11,13 @@ from typing import Any
 import dagster as dg
 
 from knowledge_assets.db.engine import database_url, engine_for
-from knowledge_assets.definitions import defs
-from knowledge_assets.orchestration.instance import open_instance
-from knowledge_assets.orchestration.progress import format_progress
+from knowledge_assets.defs.definitions import defs
+from knowledge_assets.instance.home import open_instance
 from knowledge_assets.pipeline.batches import BatchManifest, BatchStorage
 from knowledge_assets.pipeline.extractors.factory import extractor_info
 from knowledge_assets.pipeline.models import DocumentInput
 from knowledge_assets.pipeline.ontology import load_ontology
+from knowledge_assets.pipeline.progress import format_progress
 from knowledge_assets.settings import Settings
 
 

@@ -1,4 +1,12 @@
-"""Relation extraction guided by the ontology: trigger lemmas between two typed mentions."""
+"""Relation extraction guided by the ontology: trigger lemmas between two typed mentions.
+
+Which mention is the relation's subject is not always the first one in the text. A trigger links
+two mentions in the property's own order in the active voice ("Fjordway acquired Nordlys"); a
+passive with a "by" agent reverses it ("Nordlys was acquired by Fjordway"). When the property's
+domain and range share no class, the mentions' types also orient it ("Kestrel hired Ada Lind"
+gives Ada Lind worksFor Kestrel); when they overlap, only the voice does, so a mislabelled
+mention never turns a relation around.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +21,7 @@ _SENTENCE_END = {".", "!", "?", ";"}
 
 
 class RelationPatterns:
-    """Finds ``subject … trigger … object`` within a sentence, respecting domain and range."""
+    """Finds ``mention … trigger … mention`` within a sentence, respecting domain and range."""
 
     def __init__(self, ontology: Ontology) -> None:
         self.ontology = ontology
@@ -45,13 +53,50 @@ class RelationPatterns:
         obj: Any,
     ) -> list[ExtractedRelation]:
         lemmas = " " + " ".join(t.lemma_.lower() for t in between) + " "
+        spans = {i: subject, j: obj}
         matches = []
         for prop in self.properties:
-            if not self._fits(prop, mentions[i].label, mentions[j].label):
+            triggers = [t for t in prop.triggers if f" {t} " in lemmas]
+            if not triggers:
                 continue
-            if any(f" {trigger} " in lemmas for trigger in prop.triggers):
-                matches.append(self._relation(prop, i, j, mentions, subject, obj))
+            order = self._order(prop, i, j, mentions, _passive_with_agent(between, triggers))
+            if order is not None:
+                matches.append(self._relation(prop, *order, mentions, spans))
         return matches
+
+    def _order(
+        self,
+        prop: OntologyProperty,
+        i: int,
+        j: int,
+        mentions: Sequence[ExtractedMention],
+        passive: bool,
+    ) -> tuple[int, int] | None:
+        """(subject, object) of ``prop`` between mentions ``i`` < ``j``, or None if none fits."""
+        if prop.kind == "datatype":
+            return (i, j) if self._fits(prop, mentions[i].label, mentions[j].label) else None
+        voiced = (j, i) if passive else (i, j)
+        candidates = [voiced]
+        if self._types_orient(prop):
+            candidates.append((voiced[1], voiced[0]))
+        fitting = [
+            (s, o) for s, o in candidates if self._fits(prop, mentions[s].label, mentions[o].label)
+        ]
+        return fitting[0] if fitting else None
+
+    def _types_orient(self, prop: OntologyProperty) -> bool:
+        """Whether domain and range share no class, so types alone tell subject from object.
+
+        When they overlap (an organization acquires an organization, a person kills a person)
+        only the voice orients the relation: a mislabelled mention must not turn it around.
+        """
+        if not prop.domain or not prop.range:
+            return False
+        return not any(
+            self.ontology.is_subclass(d, r) or self.ontology.is_subclass(r, d)
+            for d in prop.domain
+            for r in prop.range
+        )
 
     def _fits(self, prop: OntologyProperty, subject_label: str, object_label: str) -> bool:
         in_domain = not prop.domain or any(
@@ -67,19 +112,38 @@ class RelationPatterns:
     @staticmethod
     def _relation(
         prop: OntologyProperty,
-        i: int,
-        j: int,
+        subject: int,
+        obj: int,
         mentions: Sequence[ExtractedMention],
-        subject: Any,
-        obj: Any,
+        spans: dict[int, Any],
     ) -> ExtractedRelation:
-        start, end = subject.start_char, obj.end_char
+        start = min(spans[subject].start_char, spans[obj].start_char)
+        end = max(spans[subject].end_char, spans[obj].end_char)
         if prop.kind == "datatype":
             return ExtractedRelation(
-                subject=i,
+                subject=subject,
                 predicate=prop.name,
-                object_literal=mentions[j].text,
+                object_literal=mentions[obj].text,
                 start=start,
                 end=end,
             )
-        return ExtractedRelation(subject=i, predicate=prop.name, object=j, start=start, end=end)
+        return ExtractedRelation(
+            subject=subject, predicate=prop.name, object=obj, start=start, end=end
+        )
+
+
+def _passive_with_agent(between: Any, triggers: Sequence[str]) -> bool:
+    """Whether a trigger occurs as a passive participle with a "by" agent after it.
+
+    "was acquired by", "acquired by" (a reduced relative) and triggers written in the passive
+    ("manufacture by") all count; "was born in" has no agent and keeps the active order.
+    """
+    if any(t.endswith(" by") for t in triggers):
+        return True
+    heads = {t.split()[0] for t in triggers}
+    return any(
+        token.lemma_.lower() in heads
+        and token.tag_ == "VBN"
+        and any(t.lower_ == "by" for t in between[k + 1 :])
+        for k, token in enumerate(between)
+    )

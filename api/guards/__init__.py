@@ -1,0 +1,1 @@
+"""What stands between a request and the platform: tokens, body and stream limits, uploads."""

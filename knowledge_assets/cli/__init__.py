@@ -1,0 +1,1 @@
+"""The `knowledge` command: one argparse app, one module per group of subcommands."""

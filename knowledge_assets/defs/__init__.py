@@ -1,0 +1,1 @@
+"""The Dagster definitions only: assets, checks, job, partitions, sensors, resources, IO manager."""

@@ -1,0 +1,1 @@
+"""Cross-batch resolution: the canonical-entity registry asset."""

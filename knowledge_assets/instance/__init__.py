@@ -1,0 +1,1 @@
+"""Dagster instance plumbing: storage, run launcher, worker health, fencing, DAGSTER_HOME."""

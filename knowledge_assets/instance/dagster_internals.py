@@ -1,0 +1,204 @@
+"""The one module that touches Dagster's private API (``dagster._…``), pinned to dagster 1.13.27.
+
+Dagster offers no public way to do a few things the platform needs: create a partitioned run or a
+from-failure re-execution from a code location loaded in this process, read the event log after
+a storage id, subclass the run launcher's health-check types, open an instance on a database URL
+known only at run time, and run Dagster's own CLIs inside a process we prepared (the fork
+server's children, the daemon after it pre-warms). Every such name is imported here and nowhere
+else; ``tests/test_dagster_internals.py`` pins the behaviour we rely on, so an upgrade that
+changes it fails there first. Public names (``dagster.DagsterRun``, ``RunsFilter``, …) are used
+directly everywhere else.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import dagster as dg
+import yaml
+from dagster._config.config_schema import UserConfigSchema
+from dagster._core.event_api import EventLogCursor
+from dagster._core.events import EngineEventData
+from dagster._core.execution.plan.resume_retry import ReexecutionStrategy
+from dagster._core.instance.ref import InstanceRef
+from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
+from dagster._core.storage.event_log.base import EventLogConnection
+from dagster._core.storage.tags import PARTITION_NAME_TAG, WILL_RETRY_TAG
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._core.utils import make_new_run_id
+from dagster._grpc.types import ExecuteRunArgs
+from dagster._serdes import ConfigurableClassData
+
+__all__ = [
+    "DAGSTER_VERSION",
+    "PARTITION_NAME_TAG",
+    "WILL_RETRY_TAG",
+    "CheckRunHealthResult",
+    "CodeLocationRuns",
+    "ConfigurableClassData",
+    "EngineEventData",
+    "LaunchRunContext",
+    "UserConfigSchema",
+    "WorkerStatus",
+    "execute_run_argv",
+    "import_dagster_cli",
+    "instance_on_database",
+    "records_after",
+    "run_dagster_cli",
+    "run_dagster_daemon_cli",
+]
+
+DAGSTER_VERSION = "1.13.27"
+REPOSITORY = "__repository__"  # the repository a Definitions object becomes
+
+
+def instance_on_database(home: Path, database_url: str) -> dg.DagsterInstance:
+    """The instance of ``home/dagster.yaml`` with its storage pointed at ``database_url``.
+
+    dagster.yaml reads the URL from ``KNOWLEDGE_DATABASE_URL`` (so a password never travels in a
+    run worker's arguments); a process that learns the URL at run time (the embedded server)
+    passes it here instead of writing it into its own environment. Dagster merges overrides
+    shallowly, so the whole ``storage`` block is given, with only the URL changed.
+    """
+    config = yaml.safe_load((home / "dagster.yaml").read_text(encoding="utf-8")) or {}
+    storage = config.get("storage", {})
+    for block in storage.values():
+        if isinstance(block, dict) and "postgres_url" in block.get("config", {}):
+            block["config"]["postgres_url"] = database_url
+    ref = InstanceRef.from_dir(str(home), overrides={"storage": storage})
+    return dg.DagsterInstance.from_ref(ref)
+
+
+def records_after(
+    instance: dg.DagsterInstance, run_id: str, storage_id: int, limit: int
+) -> EventLogConnection:
+    """The run's event-log records with a storage id above ``storage_id``, oldest first.
+
+    ``get_records_for_run`` takes only an opaque cursor string; ``EventLogCursor`` builds one
+    from a storage id and is not exported.
+    """
+    cursor = EventLogCursor.from_storage_id(storage_id).to_string() if storage_id else None
+    return instance.get_records_for_run(run_id, cursor=cursor, limit=limit)
+
+
+def execute_run_argv(run: dg.DagsterRun, instance: dg.DagsterInstance) -> list[str]:
+    """The ``api execute_run …`` arguments of Dagster's run-worker command for ``run``."""
+    if run.job_code_origin is None:
+        raise ValueError(f"run {run.run_id} has no code origin")
+    args = ExecuteRunArgs(
+        job_origin=run.job_code_origin, run_id=run.run_id, instance_ref=instance.get_ref()
+    )
+    command = list(args.get_command_args())
+    return command[command.index("api") :]
+
+
+# The CLIs and the workspace are imported when used: storage and launcher classes load this
+# module in every run worker, which needs neither.
+
+
+def import_dagster_cli() -> None:
+    """Import the ``dagster`` command's modules (a fork server does, so its children skip it)."""
+    import dagster._cli  # noqa: F401
+
+
+def run_dagster_cli(argv: list[str]) -> None:
+    """Run the ``dagster`` command in this process with ``argv`` (exits via SystemExit)."""
+    from dagster._cli import main as dagster_cli_main
+
+    sys.argv = ["dagster", *argv]
+    dagster_cli_main()
+
+
+def run_dagster_daemon_cli() -> None:
+    """Run ``dagster-daemon`` in this process with the process's own arguments."""
+    from dagster._daemon.cli import main as dagster_daemon_cli_main
+
+    sys.argv[0] = "dagster-daemon"
+    dagster_daemon_cli_main()
+
+
+class CodeLocationRuns:
+    """Runs of one job created from a code location loaded in this process.
+
+    The location carries the name the daemon knows it by (``workspace.yaml``), so the runs are
+    launched by the daemon from its own code server: this process only builds run records, the
+    way the webserver does. Close it when done.
+    """
+
+    def __init__(
+        self,
+        instance: dg.DagsterInstance,
+        *,
+        module: str,
+        location: str,
+        job: str,
+        working_directory: Path,
+    ) -> None:
+        from dagster._core.remote_origin import InProcessCodeLocationOrigin
+        from dagster._core.workspace.context import WorkspaceProcessContext
+        from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+
+        origin = InProcessCodeLocationOrigin(
+            LoadableTargetOrigin(
+                executable_path=sys.executable,
+                module_name=module,
+                attribute="defs",
+                working_directory=str(working_directory),
+            ),
+            location_name=location,
+        )
+        self.instance = instance
+        self.location_name = location
+        self.job_name = job
+        self._process = WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(origin))
+
+    def submit_new(self, tags: Mapping[str, str]) -> dg.DagsterRun:
+        """Create a run of every step with ``tags`` (on top of the job's) and queue it."""
+        request = self._process.create_request_context()
+        location = request.get_code_location(self.location_name)
+        job = location.get_repository(REPOSITORY).get_full_job(self.job_name)
+        plan = location.get_execution_plan(
+            job, run_config={}, step_keys_to_execute=None, known_state=None, instance=self.instance
+        )
+        run = self.instance.create_run(
+            job_name=self.job_name,
+            run_id=make_new_run_id(),
+            run_config={},
+            status=dg.DagsterRunStatus.NOT_STARTED,
+            tags={**job.tags, **tags},
+            root_run_id=None,
+            parent_run_id=None,
+            step_keys_to_execute=plan.execution_plan_snapshot.step_keys_to_execute,
+            execution_plan_snapshot=plan.execution_plan_snapshot,
+            job_snapshot=job.job_snapshot,
+            parent_job_snapshot=job.parent_job_snapshot,
+            asset_selection=None,
+            asset_check_selection=None,
+            resolved_op_selection=None,
+            op_selection=None,
+            remote_job_origin=job.get_remote_origin(),
+            job_code_origin=job.get_python_origin(),
+            asset_graph=request.asset_graph,
+        )
+        return self.instance.submit_run(run.run_id, request)
+
+    def submit_retry(self, parent: dg.DagsterRun, extra_tags: Mapping[str, str]) -> dg.DagsterRun:
+        """Re-execute ``parent`` from its failure, keeping its tags (the partition too)."""
+        request = self._process.create_request_context()
+        location = request.get_code_location(self.location_name)
+        run = self.instance.create_reexecuted_run(
+            request_context=request,
+            parent_run=parent,
+            code_location=location,
+            remote_job=location.get_repository(REPOSITORY).get_full_job(self.job_name),
+            strategy=ReexecutionStrategy.FROM_FAILURE,
+            use_parent_run_tags=True,
+            extra_tags=dict(extra_tags),
+        )
+        return self.instance.submit_run(run.run_id, request)
+
+    def close(self) -> None:
+        """Release the in-process workspace."""
+        self._process.__exit__(None, None, None)

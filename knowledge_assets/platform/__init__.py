@@ -1,0 +1,1 @@
+"""`knowledge up`: the processes of the platform, started, supervised and stopped together."""

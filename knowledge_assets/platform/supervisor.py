@@ -1,0 +1,169 @@
+"""``knowledge up``: the database, the Dagster webserver and daemon, in the foreground."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from types import FrameType
+
+import psutil
+
+from knowledge_assets.db.engine import database_url, engine_for
+from knowledge_assets.db.migrate import ensure_migrated
+from knowledge_assets.demo import corpus_files
+from knowledge_assets.files import write_atomic
+from knowledge_assets.instance.home import PROJECT_ROOT, WORKSPACE, write_dagster_home
+from knowledge_assets.platform.api_token import ApiToken, ensure_api_token
+from knowledge_assets.settings import Settings
+
+_log = logging.getLogger(__name__)
+
+
+class Platform:
+    """Starts every process of the platform and stops all of them on Ctrl-C or SIGTERM."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        demo: bool = False,
+        services: tuple[str, ...] = ("webserver", "daemon", "api"),
+    ) -> None:
+        self.settings = settings
+        self.demo = demo
+        self.services = services
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self._stopping = False
+        self.api_token: ApiToken | None = None
+
+    def environment(self, url: str) -> dict[str, str]:
+        """What every child process needs to find the same state."""
+        env = dict(os.environ)
+        env.update(
+            DAGSTER_HOME=str(self.settings.dagster_home),
+            KNOWLEDGE_HOME=str(self.settings.home),
+            KNOWLEDGE_DATABASE_URL=url,
+        )
+        return env
+
+    def prepare(self) -> dict[str, str]:
+        """Database up and migrated, Dagster's tables created, ``DAGSTER_HOME`` written."""
+        url = database_url(self.settings)
+        ensure_migrated(engine_for(url))
+        write_dagster_home(self.settings)
+        env = self.environment(url)
+        # Let dagster-postgres create its tables once, before two processes race to do it.
+        subprocess.run(
+            [sys.executable, "-c", "import dagster; dagster.DagsterInstance.get().dispose()"],
+            env=env,
+            check=True,
+        )
+        self.settings.inbox_dir.mkdir(parents=True, exist_ok=True)
+        return env
+
+    def start(self) -> None:
+        """Start the webserver, the daemon and the API (and drop the demo corpus if asked)."""
+        env = self.prepare()
+        bin_dir = Path(sys.executable).parent
+        workspace = str(WORKSPACE)
+        if "webserver" in self.services:
+            self._spawn(
+                "webserver",
+                [str(bin_dir / "dagster-webserver"), "-h", self.settings.ui_host,
+                 "-p", str(self.settings.ui_port), "-w", workspace],
+                env,
+            )  # fmt: skip
+        if "daemon" in self.services:
+            daemon = [sys.executable, "-m", "knowledge_assets.instance.daemon"]
+            self._spawn("daemon", [*daemon, "run", "-w", workspace], env)
+        if "api" in self.services:
+            self.api_token = ensure_api_token(self.settings)
+            api_env = dict(
+                env,
+                KNOWLEDGE_API_TOKEN=self.api_token.value,
+                KNOWLEDGE_API_HOST=self.settings.api_host,
+                KNOWLEDGE_API_PORT=str(self.settings.api_port),
+            )
+            self._spawn("api", [sys.executable, "-m", "api"], api_env)
+        if self.demo:
+            self.drop_demo()
+
+    def drop_demo(self) -> None:
+        """Copy the demo corpus into the inbox (written as .part, then renamed: never half-read)."""
+        for source in corpus_files():
+            write_atomic(self.settings.inbox_dir / source.name, source.read_bytes(), mode=0o644)
+
+    def wait(self) -> int:
+        """Block until a signal arrives or a child dies; then stop everything."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_signal)
+        try:
+            while not self._stopping:
+                for name, child in self.children.items():
+                    if child.poll() is not None:
+                        _log.error(
+                            "%s exited with %s; stopping the platform", name, child.returncode
+                        )
+                        return 1
+                time.sleep(0.5)
+            return 0
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Terminate every child (and its process group), then release the database.
+
+        Descendants are listed first: a code server that left its parent's process group would
+        otherwise outlive the platform until its own heartbeat timeout.
+        """
+        descendants = _descendants(self.children.values())
+        for child in self.children.values():
+            _signal_group(child, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in self.children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(child, signal.SIGKILL)
+                child.wait()
+        self.children.clear()
+        _, survivors = psutil.wait_procs(descendants, timeout=max(0.1, deadline - time.monotonic()))
+        for survivor in survivors:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                survivor.kill()
+        from knowledge_assets.db.engine import stop_embedded
+
+        stop_embedded()
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        log_dir = self.settings.home / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log = (log_dir / f"{name}.log").open("ab")
+        # Own session: a signal to the platform reaches children only through stop(), in order.
+        self.children[name] = subprocess.Popen(
+            argv, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stopping = True
+
+
+def _descendants(children: Iterable[subprocess.Popen[bytes]]) -> list[psutil.Process]:
+    found: list[psutil.Process] = []
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            found += psutil.Process(child.pid).children(recursive=True)
+    return found
+
+
+def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signum)
