@@ -23,7 +23,7 @@ from knowledge_assets.defs import definitions
 from knowledge_assets.defs.extraction.job import extract_batch
 from knowledge_assets.defs.extraction.partitions import BATCHES
 from knowledge_assets.instance.dagster_internals import PARTITION_NAME_TAG, CodeLocationRuns
-from knowledge_assets.instance.home import PROJECT_ROOT, open_instance
+from knowledge_assets.instance.home import LOCATION, PROJECT_ROOT, open_instance
 from knowledge_assets.instance.liveness import run_worker_pid, worker_alive
 from knowledge_assets.orchestration.commit_horizon import CommitHorizon
 from knowledge_assets.orchestration.events import BatchEvent, EventId
@@ -44,7 +44,6 @@ from knowledge_assets.settings import Settings
 
 __all__ = ["BatchTimeout", "NothingAccepted", "Orchestrator", "UnknownBatchError"]
 
-LOCATION = "knowledge_assets"  # the location_name in workspace.yaml
 _ACTIVE = {
     dg.DagsterRunStatus.NOT_STARTED,
     dg.DagsterRunStatus.QUEUED,

@@ -1,4 +1,4 @@
-"""``knowledge up``: the database, the Dagster webserver and daemon, in the foreground."""
+"""``knowledge up``: the database, a code server, the Dagster webserver and daemon, the API."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from knowledge_assets.db.engine import database_url, engine_for
 from knowledge_assets.db.migrate import ensure_migrated
 from knowledge_assets.demo import corpus_files
 from knowledge_assets.files import write_atomic
-from knowledge_assets.instance.home import PROJECT_ROOT, WORKSPACE, write_dagster_home
+from knowledge_assets.instance.home import PROJECT_ROOT, write_dagster_home
 from knowledge_assets.pipeline.batches import BatchStorage
+from knowledge_assets.platform import code_server
 from knowledge_assets.platform.api_token import ApiToken, ensure_api_token
 from knowledge_assets.settings import Settings
 
@@ -80,10 +81,14 @@ class Platform:
         return env
 
     def start(self) -> None:
-        """Start the webserver, the daemon and the API (and drop the demo corpus if asked)."""
+        """Start the code server, the webserver, the daemon and the API (and drop the demo).
+
+        The webserver and the daemon load our code from the one code server started here (see
+        ``code_server.py``): they never start or swap code servers of their own.
+        """
         env = self.prepare()
         bin_dir = Path(sys.executable).parent
-        workspace = str(WORKSPACE)
+        workspace = str(self.start_code_server(env))
         if "webserver" in self.services:
             self._spawn(
                 "webserver",
@@ -105,6 +110,14 @@ class Platform:
             self._spawn("api", [sys.executable, "-m", "api"], api_env)
         if self.demo:
             self.drop_demo()
+
+    def start_code_server(self, env: dict[str, str]) -> Path:
+        """Start the platform's code server, wait until it serves; the workspace that names it."""
+        port = code_server.free_port()
+        self._spawn("code-server", code_server.code_server_command(port), env)
+        process = self.children["code-server"]
+        code_server.wait_until_serving(port, alive=lambda: process.poll() is None)
+        return code_server.write_workspace(self.settings.dagster_home, port)
 
     def drop_demo(self) -> DemoDrop:
         """Copy the demo files not submitted before into the inbox; say what was done.
