@@ -49,7 +49,7 @@ class SubmitJson(BaseModel):
 
 
 class BatchAccepted(BaseModel):
-    """The answer to a submission: the same content always gives the same ``batch_id``."""
+    """The answer to a submission: the same submission always gives the same ``batch_id``."""
 
     batch_id: str
     state: str
