@@ -25,6 +25,7 @@ from knowledge_assets.evaluation.errors import error_classes
 from knowledge_assets.evaluation.gold import (
     GoldMention,
     doc_paths,
+    gold_doc_id,
     load_gold_mentions,
     named_entity_mentions,
 )
@@ -244,7 +245,9 @@ def _extracted_rows(engine: sa.Engine) -> dict[str, list[Extracted]]:
     found: dict[str, list[Extracted]] = defaultdict(list)
     with engine.connect() as connection:
         for name, start, end, text, label, entity in connection.execute(query):
-            found[name].append((start, end, text, label, canonical.get(entity, entity)))
+            found[gold_doc_id(name)].append(
+                (start, end, text, label, canonical.get(entity, entity))
+            )
     return found
 
 

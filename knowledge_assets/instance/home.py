@@ -18,11 +18,12 @@ from knowledge_assets.files import write_atomic
 from knowledge_assets.instance.dagster_internals import instance_on_database
 from knowledge_assets.settings import Settings
 
-__all__ = ["INSTANCE_CONFIG", "WORKSPACE", "open_instance", "write_dagster_home"]
+__all__ = ["INSTANCE_CONFIG", "LOCATION", "WORKSPACE", "open_instance", "write_dagster_home"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INSTANCE_CONFIG = PROJECT_ROOT / "dagster.yaml"
 WORKSPACE = PROJECT_ROOT / "workspace.yaml"
+LOCATION = "knowledge_assets"  # the code location's name, in every workspace
 
 
 def write_dagster_home(settings: Settings) -> Path:
