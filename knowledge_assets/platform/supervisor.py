@@ -71,11 +71,10 @@ class Platform:
         ensure_migrated(engine_for(url))
         write_dagster_home(self.settings)
         env = self.environment(url)
-        # Let dagster-postgres create its tables once, before two processes race to do it.
+        # Dagster's tables and the run retry cursors, once, in a process of their own (this one
+        # stays free of Dagster's imports).
         subprocess.run(
-            [sys.executable, "-c", "import dagster; dagster.DagsterInstance.get().dispose()"],
-            env=env,
-            check=True,
+            [sys.executable, "-m", "knowledge_assets.instance.home"], env=env, check=True
         )
         self.settings.inbox_dir.mkdir(parents=True, exist_ok=True)
         return env
