@@ -48,6 +48,7 @@ __all__ = [
     "records_after",
     "run_dagster_cli",
     "run_dagster_daemon_cli",
+    "run_storage_of",
 ]
 
 DAGSTER_VERSION = "1.13.27"
@@ -69,6 +70,17 @@ def instance_on_database(home: Path, database_url: str) -> dg.DagsterInstance:
             block["config"]["postgres_url"] = database_url
     ref = InstanceRef.from_dir(str(home), overrides={"storage": storage})
     return dg.DagsterInstance.from_ref(ref)
+
+
+def run_storage_of(instance: dg.DagsterInstance) -> object:
+    """The run storage that dagster.yaml's ``storage:`` block built for ``instance``.
+
+    An instance configured with a unified ``storage:`` wraps its run storage in a
+    ``LegacyRunStorage`` that keeps the real one as ``_storage.run_storage``.
+    """
+    storage: object = instance.run_storage
+    inner = getattr(storage, "_storage", None)
+    return inner.run_storage if inner is not None else storage
 
 
 def records_after(
