@@ -18,13 +18,13 @@ from knowledge_assets.defs import definitions
 from knowledge_assets.defs.extraction.job import extract_batch
 from knowledge_assets.instance.dagster_internals import PARTITION_NAME_TAG, CodeLocationRuns
 from knowledge_assets.instance.home import PROJECT_ROOT
-from knowledge_assets.instance.storage import runs_engine
 from knowledge_assets.instance.run_gate import (
     RERUN_TAG,
     ExactlyOnceRunCoordinator,
     admit,
     submitted_runs,
 )
+from knowledge_assets.instance.storage import runs_engine
 
 BATCH = "b00000000000000a1"
 # Threads of one process share the storage's pool of 6 connections, and Dagster's event write
