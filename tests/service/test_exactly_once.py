@@ -8,19 +8,52 @@ the sensor's both ran (two SUCCESS runs), and at 200 documents the API's run los
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from knowledge_assets.db.admin import create_database, drop_database
+from knowledge_assets.db.engine import engine_for
 from knowledge_assets.pipeline.documents import read_paths
 from knowledge_assets.pipeline.inbox import SUBMITTED
+from knowledge_assets.settings import Settings
 from tests.corpus import synthetic_documents
-from tests.processes import wait_until
-from tests.service.conftest import Stack, wait_for_state
-from tests.service.server import auth
+from tests.processes import DagsterDaemon, wait_until
+from tests.service.conftest import Stack, _environment, wait_for_state
+from tests.service.server import ApiServer, auth
 from tests.service.test_events import full_stream
+
+
+@pytest.fixture(scope="module")
+def stack(admin_url: str) -> Iterator[Stack]:
+    """An API, a daemon (with the inbox sensor) and a database of this module's own.
+
+    Not the session's stack: hundreds of synthetic documents in its graph would crowd out the
+    demo entities other API tests look for.
+    """
+    root = Path(tempfile.mkdtemp(prefix="kxo-", dir="/tmp"))
+    url = create_database(admin_url)
+    env = _environment(root, url)
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            if key.startswith(("KNOWLEDGE_", "DAGSTER_")):
+                patch.setenv(key, value)
+        settings = Settings()
+        server = ApiServer(env, root / "logs" / "api.log").start()
+        daemon = DagsterDaemon(settings).start()
+        try:
+            yield Stack(settings, env, server, batch_id="", root=root)
+        finally:
+            server.stop()
+            daemon.stop()
+            engine_for(url).dispose()
+            drop_database(url)
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def drop_settled(inbox: Path, files: dict[str, bytes]) -> list[Path]:
