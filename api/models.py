@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from knowledge_assets.orchestration.lifecycle import DeletionStatus, Reprocess
 from knowledge_assets.orchestration.state import BatchStatus, StageProgress
+from knowledge_assets.pipeline.batches import BATCH_ID
 from knowledge_assets.pipeline.progress import STAGES
 
 __all__ = [
@@ -53,7 +56,7 @@ class SubmitJson(BaseModel):
 
 
 class BatchAccepted(BaseModel):
-    """The answer to a submission: the same content always gives the same ``batch_id``."""
+    """The answer to a submission: the same submission always gives the same ``batch_id``."""
 
     batch_id: str
     state: str
@@ -254,7 +257,9 @@ class ReprocessRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    batches: list[str] = Field(default_factory=list, max_length=10_000)
+    batches: list[Annotated[str, Field(pattern=BATCH_ID.pattern)]] = Field(
+        default_factory=list, max_length=10_000
+    )
     stale: bool = False
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import psutil
 
+from knowledge_assets.instance.home import prepare_instance
 from knowledge_assets.settings import Settings
 from tests.conftest import PROJECT_ROOT, free_port
 
@@ -65,8 +65,7 @@ class DagsterDaemon:
     def start(self) -> DagsterDaemon:
         """Start the daemon with the environment of this test (home, database, DAGSTER_HOME)."""
         home = self.settings.dagster_home
-        home.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+        prepare_instance(self.settings)  # as `knowledge up` does: tables and retry cursors first
         env = dict(os.environ, DAGSTER_HOME=str(home))
         # dagster-daemon, started by our entry point so the warm fork server is up first
         daemon = [sys.executable, "-m", "knowledge_assets.instance.daemon"]

@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 
 from api.deps import Caller, Context
 from api.errors import ApiError, ErrorBody
+from api.guards.json_body import read_small_json
 from api.models import DeletionView, ReprocessRequest, ReprocessView
 
 router = APIRouter(tags=["lifecycle"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 404, 409, 422)
+    code: {"model": ErrorBody} for code in (401, 404, 409, 413, 415, 422)
 }
 DocumentId = Annotated[str, Path(max_length=1200, description="The document's name as submitted")]
 DeletionId = Annotated[str, Path(pattern=r"^d[0-9a-f]{16}$", description="d + 16 hex digits")]
@@ -43,9 +44,20 @@ def get_deletion(deletion_id: DeletionId, context: Context, caller: Caller) -> D
     return DeletionView.of(status, context.settings.dagster_ui_url)
 
 
-@router.post("/reprocess", status_code=202, response_model=ReprocessView, responses=_ERRORS)
-async def reprocess(body: ReprocessRequest, context: Context, caller: Caller) -> ReprocessView:
-    """Re-materialise the named batches, or every stale one, as one Dagster backfill."""
+@router.post(
+    "/reprocess", status_code=202, response_model=ReprocessView, responses=_ERRORS,
+    openapi_extra={"requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": ReprocessRequest.model_json_schema()}},
+    }},
+)  # fmt: skip
+async def reprocess(request: Request, context: Context, caller: Caller) -> ReprocessView:
+    """Re-materialise the named batches, or every stale one, as one Dagster backfill.
+
+    The body is read by ``read_small_json`` (its own 1 MiB bound), not by FastAPI, which
+    would buffer and parse anything up to the upload limit first.
+    """
+    body = await read_small_json(request, ReprocessRequest)
     if bool(body.batches) == body.stale:
         raise ApiError(422, "invalid_request", "give `batches` or `stale: true` (not both)")
     status = await anyio.to_thread.run_sync(_reprocess, context, body)

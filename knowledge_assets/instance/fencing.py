@@ -4,7 +4,8 @@ An orphaned step process (measured with the multiprocess executor) or a supersed
 be running when a newer attempt exists. ``RunFence`` is checked inside the ingesting transaction:
 it share-locks the run's row in Dagster's ``runs`` table, so Dagster cannot mark the run failed
 (and so the retry daemon cannot start a newer attempt) until the transaction ends, and it checks
-that the run is still STARTED and is the batch's newest run.
+that the run is still STARTED and is the batch's newest submitted run (a run still NOT_STARTED
+is no attempt: it may be a duplicate the run gate is about to refuse, ``run_gate.py``).
 
 This reads Dagster's own tables, which live in the same database as ours (dagster.yaml points at
 ``KNOWLEDGE_DATABASE_URL``); ``tests/test_fencing.py`` pins the columns it relies on. If the
@@ -17,12 +18,13 @@ import dagster as dg
 import sqlalchemy as sa
 
 from knowledge_assets.instance.dagster_internals import PARTITION_NAME_TAG
+from knowledge_assets.instance.run_gate import submitted_runs
 from knowledge_assets.pipeline.store import StaleAttempt
 
 _LOCK_RUN = sa.text("SELECT status FROM runs WHERE run_id = :run_id FOR SHARE")
 _NEWEST_RUN = sa.text(
     "SELECT r.run_id FROM runs r JOIN run_tags t ON t.run_id = r.run_id "
-    "WHERE t.key = :tag AND t.value = :batch "
+    "WHERE t.key = :tag AND t.value = :batch AND r.status <> 'NOT_STARTED' "
     "ORDER BY r.id DESC LIMIT 1"
 )
 
@@ -50,10 +52,8 @@ class RunFence:
         run = self.instance.get_run_by_id(self.run_id)
         if run is None:
             return  # not a run of this instance's storage: nothing to fence against
-        runs = self.instance.get_runs(
-            dg.RunsFilter(tags={PARTITION_NAME_TAG: self.batch_id}), limit=1
-        )
-        self._judge(run.status.value, runs[0].run_id if runs else None)
+        runs = submitted_runs(self.instance, self.batch_id)
+        self._judge(run.status.value, runs[-1].run_id if runs else None)
 
     def _judge(self, status: str, newest: str | None) -> None:
         if status != "STARTED":

@@ -21,6 +21,7 @@ from knowledge_assets.instance.dagster_internals import (
     PARTITION_NAME_TAG,
     backfill_state,
 )
+from knowledge_assets.instance.run_gate import ACTIVE_STATUSES
 from knowledge_assets.orchestration.snapshot import latest_metadata, run_view
 from knowledge_assets.pipeline.batches import BATCH_ID, BatchStorage, UnknownBatchError
 from knowledge_assets.pipeline.inputs import InputChange, PipelineInputs
@@ -28,7 +29,6 @@ from knowledge_assets.pipeline.models import Frozen
 from knowledge_assets.pipeline.progress import STAGES, DeletionCounts
 
 __all__ = [
-    "ACTIVE",
     "BatchesBusy",
     "DeletionState",
     "DeletionStatus",
@@ -42,15 +42,6 @@ __all__ = [
     "reprocess_status",
 ]
 
-ACTIVE = frozenset(
-    {
-        dg.DagsterRunStatus.NOT_STARTED,
-        dg.DagsterRunStatus.QUEUED,
-        dg.DagsterRunStatus.STARTING,
-        dg.DagsterRunStatus.STARTED,
-        dg.DagsterRunStatus.CANCELING,
-    }
-)
 _TERMINAL_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
@@ -145,7 +136,7 @@ def busy_batches(
     """Batches with an active run that hold any of the named documents, with those names."""
     wanted = set(names)
     busy: dict[str, set[str]] = {}
-    for run in instance.get_runs(dg.RunsFilter(statuses=list(ACTIVE))):
+    for run in instance.get_runs(dg.RunsFilter(statuses=list(ACTIVE_STATUSES))):
         batch_id = run.tags.get(PARTITION_NAME_TAG, "")
         if not BATCH_ID.match(batch_id):
             continue
@@ -163,7 +154,7 @@ def active_batches(instance: dg.DagsterInstance, batch_ids: Collection[str]) -> 
     """The batches among ``batch_ids`` with a run queued or running (of any job)."""
     return {
         key
-        for run in instance.get_runs(dg.RunsFilter(statuses=list(ACTIVE)))
+        for run in instance.get_runs(dg.RunsFilter(statuses=list(ACTIVE_STATUSES)))
         if (key := run.tags.get(PARTITION_NAME_TAG, "")) in batch_ids
     }
 

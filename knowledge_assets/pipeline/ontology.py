@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from collections import Counter
@@ -22,11 +23,14 @@ from rdflib.term import Node
 __all__ = [
     "DEFAULT_NAMESPACE",
     "KA",
+    "MAX_SUBCLASS_DEPTH",
     "Ontology",
     "OntologyClass",
     "OntologyError",
     "OntologyProperty",
+    "content_hash",
     "load_ontology",
+    "ontology_from_graph",
     "parse_ontology",
     "parse_turtle",
 ]
@@ -40,6 +44,9 @@ PropertyKind = Literal["object", "datatype"]
 _BUILTIN_PREFIXES = (str(OWL), str(RDF), str(RDFS), str(XSD), str(SKOS), str(KA))
 _UNCONSTRAINED = frozenset({OWL.Thing, RDFS.Resource})
 _LITERAL_TYPES = frozenset({RDFS.Literal, RDF.langString, RDF.PlainLiteral, RDF.XMLLiteral})
+# Deeper subclass chains are refused: real ontologies stay far below it (schema.org ~6,
+# SNOMED CT ~30), and every class holds its whole ancestry in memory.
+MAX_SUBCLASS_DEPTH = 128
 
 
 class OntologyError(ValueError):
@@ -86,6 +93,9 @@ class Ontology:
     properties: Mapping[str, OntologyProperty]
     hash: str
     source: str
+    disjoint_with: Mapping[str, frozenset[str]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     _graph: rdflib.Graph = field(default_factory=rdflib.Graph, repr=False, compare=False)
 
     def __hash__(self) -> int:
@@ -111,6 +121,17 @@ class Ontology:
         """Whether one class is the other or one of its ancestors: they may describe one entity."""
         return self.is_subclass(a, b) or self.is_subclass(b, a)
 
+    def disjoint(self, a: str, b: str) -> bool:
+        """Whether nothing can be both: a class of each is declared disjoint with the other.
+
+        Declared by ``owl:disjointWith`` or ``owl:AllDisjointClasses`` and inherited by
+        subclasses ("Facility" is disjoint with "Person" when "Place" is).
+        """
+        return any(
+            not self.disjoint_with.get(x, frozenset()).isdisjoint(self.ancestors(b))
+            for x in self.ancestors(a)
+        )
+
     def root_of(self, name: str) -> str:
         """The top-most ancestor; with several roots, the alphabetically first, for determinism."""
         roots = [a for a in self.ancestors(name) if a not in self.classes or not self._parents(a)]
@@ -135,16 +156,12 @@ class Ontology:
 
     @functools.cached_property
     def _ancestry(self) -> Mapping[str, frozenset[str]]:
+        # Parents before children, so each class unions finished sets: no recursion, and the
+        # depth limit (MAX_SUBCLASS_DEPTH) keeps the sets small.
         found: dict[str, frozenset[str]] = {}
-
-        def visit(name: str) -> frozenset[str]:
-            if name not in found:
-                inherited = (visit(parent) for parent in self._parents(name))
-                found[name] = frozenset({name}).union(*inherited)
-            return found[name]
-
-        for name in self.classes:
-            visit(name)
+        for name in _parents_first(self.classes):
+            inherited = (found[parent] for parent in self._parents(name))
+            found[name] = frozenset({name}).union(*inherited)
         return MappingProxyType(found)
 
     @functools.cached_property
@@ -175,11 +192,23 @@ def parse_ontology(text: str, source: str = "<string>") -> Ontology:
 
     Raises:
         OntologyError: invalid Turtle, no classes, duplicate local names, undefined domain or
-            range classes, or a subclass cycle.
+            range classes, a subclass cycle or a subclass chain deeper than
+            ``MAX_SUBCLASS_DEPTH``.
     """
     if not text.strip():
         raise OntologyError(f"{source}: file is empty: ontology defines no classes")
     graph = parse_turtle(text, source)
+    checked = ontology_from_graph(graph, source, digest="")
+    # Canonicalisation last: it is the costly step, and only a valid ontology gets there.
+    return dataclasses.replace(checked, hash=content_hash(graph))
+
+
+def ontology_from_graph(graph: rdflib.Graph, source: str, *, digest: str) -> Ontology:
+    """Read and check an already parsed graph; ``digest`` becomes ``Ontology.hash``.
+
+    Raises:
+        OntologyError: as ``parse_ontology``.
+    """
     class_iris = _class_iris(graph)
     if not class_iris:
         raise OntologyError(
@@ -190,18 +219,22 @@ def parse_ontology(text: str, source: str = "<string>") -> Ontology:
     class_names = {iri: names[iri] for iri in class_iris}
     classes = {names[iri]: _read_class(graph, iri, class_names) for iri in class_iris}
     _check_acyclic(classes, source)
+    disjoint = _read_disjointness(graph, class_names)
     properties = {
         names[iri]: _read_property(graph, iri, kind, names[iri], class_names, source)
         for iri, kind in kinds.items()
     }
-    return Ontology(
+    ontology = Ontology(
         namespace=_main_namespace(names),
         classes=MappingProxyType(dict(sorted(classes.items()))),
         properties=MappingProxyType(dict(sorted(properties.items()))),
-        hash=_content_hash(graph),
+        hash=digest,
         source=source,
+        disjoint_with=disjoint,
         _graph=graph,
     )
+    _check_satisfiable(ontology, source)
+    return ontology
 
 
 @functools.lru_cache(maxsize=1)
@@ -392,21 +425,90 @@ def _read_class(
 
 
 def _check_acyclic(classes: Mapping[str, OntologyClass], source: str) -> None:
-    """Refuse subclass cycles: ancestors, roots and SHACL typing would never terminate or agree."""
-    done: set[str] = set()
+    """Refuse subclass cycles and chains deeper than ``MAX_SUBCLASS_DEPTH``.
 
-    def visit(name: str, path: list[str]) -> None:
-        if name in path:
-            cycle = [*path[path.index(name) :], name]
-            raise OntologyError(f"{source}: subclass cycle: {' → '.join(cycle)}")
-        if name in done:
-            return
-        for parent in classes[name].parents:
-            visit(parent, [*path, name])
-        done.add(name)
+    A cycle would make ancestors, roots and SHACL typing never terminate or agree; a very deep
+    chain makes every class's ancestor set as long as the chain (quadratic memory). The walk is
+    iterative: the input decides how deep it goes, never Python's stack.
+    """
+    depth: dict[str, int] = {}
+    for start in classes:
+        if start in depth:
+            continue
+        path: list[str] = [start]
+        on_path = {start}
+        pending = [iter(classes[start].parents)]
+        while pending:
+            parent = next(pending[-1], None)
+            if parent is None:
+                name = path.pop()
+                on_path.discard(name)
+                pending.pop()
+                depth[name] = 1 + max((depth[p] for p in classes[name].parents), default=0)
+                if depth[name] > MAX_SUBCLASS_DEPTH:
+                    raise OntologyError(
+                        f"{source}: subclass chain from '{name}' is deeper than "
+                        f"{MAX_SUBCLASS_DEPTH} classes (the limit of this platform)"
+                    )
+            elif parent in on_path:
+                cycle = [*path[path.index(parent) :], parent]
+                raise OntologyError(f"{source}: subclass cycle: {' → '.join(cycle)}")
+            elif parent not in depth:
+                path.append(parent)
+                on_path.add(parent)
+                pending.append(iter(classes[parent].parents))
 
-    for name in classes:
-        visit(name, [])
+
+def _parents_first(classes: Mapping[str, OntologyClass]) -> list[str]:
+    """Every class after all of its parents (the ontology was checked acyclic)."""
+    order: list[str] = []
+    placed: set[str] = set()
+    for start in classes:
+        stack = [start]
+        while stack:
+            name = stack[-1]
+            if name in placed:
+                stack.pop()
+                continue
+            waiting = [p for p in classes[name].parents if p not in placed]
+            if waiting:
+                stack.extend(waiting)
+            else:
+                placed.add(name)
+                order.append(name)
+                stack.pop()
+    return order
+
+
+def _read_disjointness(
+    graph: rdflib.Graph, class_names: Mapping[URIRef, str]
+) -> Mapping[str, frozenset[str]]:
+    """Declared disjoint classes, both ways: ``owl:disjointWith`` and ``owl:AllDisjointClasses``.
+
+    Statements about classes outside the ontology are ignored, like other external terms.
+    """
+    pairs: list[tuple[Node, Node]] = list(graph.subject_objects(OWL.disjointWith))
+    for group in graph.subjects(RDF.type, OWL.AllDisjointClasses):
+        for members in graph.objects(group, OWL.members):
+            listed = list(Collection(graph, members))
+            pairs.extend((x, y) for x in listed for y in listed if x != y)
+    found: dict[str, set[str]] = {}
+    names = {str(iri): name for iri, name in class_names.items()}
+    for x, y in pairs:
+        a, b = names.get(str(x)), names.get(str(y))
+        if a and b:
+            found.setdefault(a, set()).add(b)
+            found.setdefault(b, set()).add(a)
+    return MappingProxyType({name: frozenset(others) for name, others in sorted(found.items())})
+
+
+def _check_satisfiable(ontology: Ontology, source: str) -> None:
+    """Refuse a class declared disjoint with itself or an ancestor: it could have no instance."""
+    for name in ontology.classes:
+        if ontology.disjoint(name, name):
+            raise OntologyError(
+                f"{source}: class '{name}' is disjoint with itself or one of its superclasses"
+            )
 
 
 def _read_property(
@@ -479,7 +581,7 @@ def _datatypes(graph: rdflib.Graph, iri: URIRef, where: str) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-def _content_hash(graph: rdflib.Graph) -> str:
+def content_hash(graph: rdflib.Graph) -> str:
     """SHA-256 of sorted canonical N-Triples: blank-node labels and formatting do not matter."""
     canonical = to_canonical_graph(graph).serialize(format="nt")
     lines = sorted(line for line in canonical.splitlines() if line.strip())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
@@ -24,6 +26,8 @@ def call(server: ApiServer, method: str, path: str, **options: object) -> httpx.
         ("POST", "/reprocess", {"batches": ["b0000000000000000"]}, 404, "batch_not_found"),
         ("POST", "/reprocess", {"stale": True}, 409, "nothing_stale"),
         ("POST", "/reprocess", {"stale": True, "extra": 1}, 422, "invalid_request"),
+        ("POST", "/reprocess", {"batches": ["../b0000000000000000"]}, 422, "invalid_request"),
+        ("POST", "/reprocess", [[[[[[[[]]]]]]]], 422, "invalid_request"),
         ("GET", "/reprocess/nosuchbackfill", None, 404, "backfill_not_found"),
     ],
 )
@@ -39,3 +43,30 @@ def test_the_lifecycle_routes_need_the_token(bare: ApiServer) -> None:
     for method, path in (("DELETE", "/documents/a.txt"), ("GET", "/deletions/d0000000000000000")):
         response = httpx.request(method, f"{bare.url}{path}", timeout=30)
         assert response.status_code == 401
+
+
+def test_a_reprocess_body_over_its_own_limit_is_413_before_it_is_parsed(bare: ApiServer) -> None:
+    # 2 MiB: far under the upload limit (50 MB), over the 1 MiB a few batch ids ever need.
+    ids = ", ".join('"b0000000000000000"' for _ in range(2**21 // 21))
+    body = f'{{"batches": [{ids}]}}'.encode()
+
+    def chunks() -> Iterator[bytes]:  # chunked: no Content-Length to refuse it by
+        for start in range(0, len(body), 65536):
+            yield body[start : start + 65536]
+
+    response = httpx.post(
+        f"{bare.url}/reprocess",
+        content=chunks(),
+        headers={**auth(), "Content-Type": "application/json"},
+        timeout=60,
+    )
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_a_reprocess_body_that_is_not_json_is_415(bare: ApiServer) -> None:
+    response = httpx.post(
+        f"{bare.url}/reprocess", content=b"stale=true", headers={**auth()}, timeout=60
+    )
+    assert response.status_code == 415, response.text
+    assert response.json()["error"]["code"] == "unsupported_media_type"

@@ -28,7 +28,7 @@ from knowledge_assets.pipeline.models import (
 from knowledge_assets.pipeline.ontology import Ontology
 from knowledge_assets.settings import Settings
 
-RULES_VERSION = "1"
+RULES_VERSION = "2"  # 2: relation direction by voice and types; nearest arguments
 RAW_FORMAT = "1"
 """Version of the raw output's layout (``raw_doc.py``): part of its cache key."""
 # The parser and sentence recogniser are not needed: chunks are already sentence-aligned and
