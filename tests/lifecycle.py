@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +143,26 @@ def tables_containing(engine: sa.Engine, text: str) -> list[str]:
             if connection.execute(query, {"p": f"%{text}%"}).scalar_one():
                 found.append(f"{schema}.{name}")
     return found
+
+
+def dump_containing(url: str, text: str) -> bool:
+    """Whether ``pg_dump`` of the whole database (schema and data, every schema) holds ``text``.
+
+    The dump tool is the embedded server's own (the ``pgserver`` wheel's, PostgreSQL 16), so
+    this is the dump an operator would take, not our reading of the tables.
+    """
+    import pgserver
+
+    target = sa.make_url(url)
+    binary = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_dump"
+    argv = [str(binary), "--no-owner", "--dbname", target.database or ""]
+    argv += ["--username", target.username or "postgres"]
+    host = target.host or str(target.query.get("host", ""))
+    argv += ["--host", host] + (["--port", str(target.port)] if target.port else [])
+    env = dict(os.environ, PGPASSWORD=target.password or "")
+    done = subprocess.run(argv, env=env, capture_output=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    return text.encode("utf-8") in done.stdout
 
 
 def registry_settled(engine: sa.Engine) -> bool:

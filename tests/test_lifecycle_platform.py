@@ -13,12 +13,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import dagster as dg
 import httpx
 import pytest
 import sqlalchemy as sa
 
 from knowledge_assets.db import tables as t
-from knowledge_assets.db.engine import engine_for, get_engine
+from knowledge_assets.db.engine import database_url, engine_for, get_engine
 from knowledge_assets.failpoints import ENVIRONMENT, arm, fired
 from knowledge_assets.orchestration.lifecycle import DeletionState
 from knowledge_assets.orchestration.orchestrator import Orchestrator
@@ -42,6 +43,7 @@ from tests.lifecycle import (
     comparable,
     demo_inputs,
     differences,
+    dump_containing,
     files_containing,
     marked,
     registry_settled,
@@ -116,9 +118,10 @@ def settle(orchestrator: Orchestrator) -> None:
 
 
 def forgotten_everywhere(settings: Settings) -> None:
-    """The marker is in no stored file, no table of the database, no export."""
+    """The marker is in no stored file, no table of the database, no dump of it, no export."""
     assert files_containing(settings.home, MARKER) == []
     assert tables_containing(get_engine(settings), MARKER) == []
+    assert not dump_containing(database_url(settings), MARKER)
     for fmt in ("ttl", "jsonld", "mentions"):
         exported = cli(settings, "export", "--format", fmt)
         assert exported.returncode == 0, exported.stderr
@@ -136,6 +139,7 @@ def test_knowledge_delete_of_b_leaves_a_fresh_build_of_a_and_forgets_the_marker(
     complete(orchestrator, a + b)
     settle(orchestrator)
     assert tables_containing(get_engine(platform_settings), MARKER)  # it was there
+    assert dump_containing(database_url(platform_settings), MARKER)
 
     done = cli(platform_settings, "delete", *(d.name for d in b), "--json")
     assert done.returncode == 0, done.stderr
@@ -152,6 +156,8 @@ def test_knowledge_delete_of_b_leaves_a_fresh_build_of_a_and_forgets_the_marker(
     )
     assert got == expected, differences(got, expected)
     forgotten_everywhere(platform_settings)
+    with platform_instance(platform_settings) as instance:
+        every_materialisation_has_its_cost(instance)
 
     again = cli(platform_settings, "delete", b[0].name, "--json")
     assert again.returncode == 0, again.stderr
@@ -160,6 +166,27 @@ def test_knowledge_delete_of_b_leaves_a_fresh_build_of_a_and_forgets_the_marker(
     assert unknown.returncode == 2
     assert "no document named 'no-such-document.txt' was ever submitted" in unknown.stderr
     assert comparable(get_engine(platform_settings)) == got
+
+
+# What each asset's every materialisation records of its work (docs/lifecycle.md, "Cost").
+COST_KEYS = {
+    **{stage: {"seconds"} for stage in STAGES},
+    "extractions": {"seconds", "extractor_calls", "cache_hits", "prompt_tokens",
+                    "completion_tokens", "cost_by_document"},
+    "canonical_entities": {"seconds"},
+    "document_deletions": {"seconds"},
+}  # fmt: skip
+
+
+def every_materialisation_has_its_cost(instance: dg.DagsterInstance) -> None:
+    """Every materialisation of every asset so far (retries, replays, deletions) has its cost."""
+    for asset, keys in COST_KEYS.items():
+        records = instance.fetch_materializations(dg.AssetKey(asset), limit=10000).records
+        assert records, f"{asset} was materialised"
+        for record in records:
+            materialization = record.asset_materialization
+            assert materialization is not None
+            assert keys <= set(materialization.metadata), (asset, materialization.partition)
 
 
 def deletion_survives_a_kill(
@@ -352,7 +379,11 @@ def test_an_ontology_change_makes_every_batch_stale_and_reprocess_rebuilds_it_fr
 def _recorded_inputs(
     orchestrator: Orchestrator, batches: Sequence[str]
 ) -> dict[str, dict[str, str]]:
-    """The input fingerprints on each batch's partitions, asset by asset (all alike)."""
+    """The input fingerprints on each batch's partitions, asset by asset (all alike).
+
+    The UI shows each partition's materialization metadata and its data version: both must
+    name the inputs, the data version as their combined fingerprint.
+    """
     found = {}
     with platform_instance(orchestrator.settings) as instance:
         for batch_id in batches:
@@ -361,8 +392,22 @@ def _recorded_inputs(
                 for stage in STAGES
             ]
             assert all(inputs == per_stage[-1] for inputs in per_stage), per_stage
+            for stage in STAGES:
+                version = _data_version(instance, stage, batch_id)
+                assert version == per_stage[-1].fingerprint, (stage, version)
             found[batch_id] = per_stage[-1]
     return found
+
+
+def _data_version(instance: dg.DagsterInstance, asset: str, partition: str) -> str | None:
+    """The data version the UI shows for the partition's latest materialization."""
+    result = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
+    )
+    materialization = result.records[0].asset_materialization if result.records else None
+    # Dagster records a materialization's data version as this tag (its public name).
+    tags = materialization.tags if materialization is not None else None
+    return (tags or {}).get("dagster/data_version")
 
 
 def changed_inputs(settings: Settings) -> dict[str, str]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,6 +32,7 @@ from tests.lifecycle import (
     comparable,
     demo_inputs,
     differences,
+    dump_containing,
     files_containing,
     marked,
     registry_settled,
@@ -133,9 +136,15 @@ def test_deleting_b_through_the_api_leaves_a_fresh_build_of_a(own: Own, referenc
 
     assert files_containing(own.settings.home, MARKER) == []
     assert tables_containing(engine, MARKER) == []
+    assert not dump_containing(own.url, MARKER)
     for fmt in ("ttl", "jsonld"):
         graph = httpx.get(f"{own.server.url}/graph?format={fmt}", headers=auth(), timeout=60)
         assert graph.status_code == 200 and MARKER not in graph.text
+    mentions = subprocess.run(
+        [sys.executable, "-m", "knowledge_assets.cli", "export", "--format", "mentions"],
+        env=own.env, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    assert mentions.stdout and MARKER not in mentions.stdout
     gone = httpx.get(f"{own.server.url}/documents/{tagged.name}", headers=auth(), timeout=30)
     assert gone.status_code == 404
     kept = httpx.get(f"{own.server.url}/documents/{A[0]}", headers=auth(), timeout=30)

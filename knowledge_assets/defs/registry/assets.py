@@ -1,5 +1,7 @@
 """Cross-batch resolution: one unpartitioned asset over every ingested batch."""
 
+import time
+
 import dagster as dg
 import sqlalchemy as sa
 
@@ -23,6 +25,7 @@ def canonical_entities(knowledge: KnowledgeResource) -> dg.MaterializeResult:
     (``registry.replay``). Each merge is recorded with its rule, score and evidence; wrong
     merges are undone with ``registry.split_entities`` and stay undone when this asset runs again.
     """
+    began = time.perf_counter()
     engine = knowledge.engine()
     threshold = knowledge.settings().resolution_threshold
     report = sync_registry(engine, knowledge.ontology(), threshold=threshold)
@@ -38,5 +41,7 @@ def canonical_entities(knowledge: KnowledgeResource) -> dg.MaterializeResult:
             "canonical_created": report.created,
             "canonical_total": total,
             "replayed": report.replayed,
+            # Work accounting, as every batch stage and deletion records it (docs/lifecycle.md).
+            "seconds": round(time.perf_counter() - began, 3),
         }
     )
