@@ -392,9 +392,10 @@ def _recorded_inputs(
                 for stage in STAGES
             ]
             assert all(inputs == per_stage[-1] for inputs in per_stage), per_stage
+            fingerprint = PipelineInputs.model_validate(per_stage[-1]).fingerprint
             for stage in STAGES:
                 version = _data_version(instance, stage, batch_id)
-                assert version == per_stage[-1].fingerprint, (stage, version)
+                assert version == fingerprint, (stage, version)
             found[batch_id] = per_stage[-1]
     return found
 

@@ -27,9 +27,7 @@ DAEMON_SILENCE_S = 60.0
 
 def register(commands: Any) -> None:
     """Add ``delete``, ``stale`` and ``reprocess``."""
-    delete = commands.add_parser(
-        "delete", help="delete documents by id (their names as submitted) and forget them"
-    )
+    delete = commands.add_parser("delete", help="delete documents by id (name) and forget them")
     delete.add_argument("documents", nargs="+", metavar="DOC_ID")
     delete.add_argument("--json", action="store_true", help="end with one JSON line")
     delete.add_argument("--no-wait", action="store_true", help="return once it is queued")

@@ -47,11 +47,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="knowledge", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(
+        prog="knowledge", description=DESCRIPTION, formatter_class=_HelpFormatter
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(commands)
     return parser
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, measuring subcommand names at the indent they are printed at.
+
+    argparse measures them two columns left of where it prints them, so a name of nine
+    characters ("reprocess") overflows its column and its help drops to the next line.
+    """
+
+    def add_argument(self, action: argparse.Action) -> None:
+        """Measure as argparse does, then each subcommand name at its own indent."""
+        super().add_argument(action)
+        if action.help is argparse.SUPPRESS:
+            return
+        for subaction in self._iter_indented_subactions(action):
+            length = len(self._format_action_invocation(subaction)) + self._current_indent
+            self._action_max_length = max(self._action_max_length, length)
 
 
 def command_settings(args: argparse.Namespace) -> Settings:
