@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from api.context import api_context
 from api.errors import install_error_handlers
 from api.guards.body_limit import BodyLimitMiddleware
-from api.routes import batches, entities, events, health, page, schema
+from api.routes import batches, entities, events, health, lifecycle, page, schema
 from knowledge_assets.settings import Settings
 
 __all__ = ["create_app"]
@@ -40,7 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
-    for module in (health, batches, events, entities, page, schema):
+    for module in (health, batches, events, entities, lifecycle, page, schema):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_upload_bytes)
     return app

@@ -9,7 +9,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from knowledge_assets.orchestration.lifecycle import (
+    BatchesBusy,
+    DocumentsBusy,
+    UnknownBackfill,
+    UnknownDeletion,
+)
 from knowledge_assets.pipeline.batches import NothingAccepted, UnknownBatchError
+from knowledge_assets.pipeline.lifecycle.requests import UnknownDocuments
 
 __all__ = [
     "ApiError",
@@ -95,6 +102,26 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnknownBatchError)
     async def _unknown_batch(request: Request, exc: UnknownBatchError) -> JSONResponse:
         return error_response(404, "batch_not_found", f"no batch {exc.args[0]!r}")
+
+    @app.exception_handler(UnknownDocuments)
+    async def _unknown_documents(request: Request, exc: UnknownDocuments) -> JSONResponse:
+        return error_response(404, "document_not_found", str(exc))
+
+    @app.exception_handler(UnknownDeletion)
+    async def _unknown_deletion(request: Request, exc: UnknownDeletion) -> JSONResponse:
+        return error_response(404, "deletion_not_found", f"no deletion {exc.args[0]!r}")
+
+    @app.exception_handler(UnknownBackfill)
+    async def _unknown_backfill(request: Request, exc: UnknownBackfill) -> JSONResponse:
+        return error_response(404, "backfill_not_found", f"no reprocessing {exc.args[0]!r}")
+
+    @app.exception_handler(DocumentsBusy)
+    async def _busy_documents(request: Request, exc: DocumentsBusy) -> JSONResponse:
+        return error_response(409, "document_busy", str(exc))
+
+    @app.exception_handler(BatchesBusy)
+    async def _busy_batches(request: Request, exc: BatchesBusy) -> JSONResponse:
+        return error_response(409, "batch_busy", str(exc))
 
     @app.exception_handler(NothingAccepted)
     async def _all_refused(request: Request, exc: NothingAccepted) -> JSONResponse:

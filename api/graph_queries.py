@@ -81,17 +81,22 @@ def get_entity(engine: sa.Engine, entity_id: str) -> EntityDetail | None:
 
 
 def get_document(engine: sa.Engine, document_id: str) -> DocumentView | None:
-    """A stored document's text and every mention in it, in text order."""
+    """A stored document's text and every mention in it, in text order.
+
+    ``document_id`` is the stored version's id (``doc_…``, as mentions give it) or the
+    document's name as submitted (as exports give it): one live version has each name.
+    """
     d, m = t.documents, t.mentions
+    columns = (d.c.id, d.c.name, d.c.sha256, d.c.text)
     with engine.connect() as connection:
-        row = connection.execute(
-            sa.select(d.c.id, d.c.name, d.c.sha256, d.c.text).where(d.c.id == document_id)
-        ).first()
+        row = connection.execute(sa.select(*columns).where(d.c.id == document_id)).first()
+        if row is None:
+            row = connection.execute(sa.select(*columns).where(d.c.name == document_id)).first()
         if row is None:
             return None
         mentions = connection.execute(
             sa.select(m.c.id, m.c.start, m.c.end, m.c.text, m.c.label, m.c.entity_id)
-            .where(m.c.document_id == document_id)
+            .where(m.c.document_id == row.id)
             .order_by(m.c.start, m.c.end, m.c.id)
         )
         return DocumentView(

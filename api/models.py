@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
+from knowledge_assets.orchestration.lifecycle import DeletionStatus, Reprocess
 from knowledge_assets.orchestration.state import BatchStatus, StageProgress
+from knowledge_assets.pipeline.batches import BATCH_ID
 from knowledge_assets.pipeline.progress import STAGES
 
 __all__ = [
@@ -12,6 +16,7 @@ __all__ = [
     "BatchPage",
     "BatchView",
     "CanonicalView",
+    "DeletionView",
     "DocumentIn",
     "DocumentMention",
     "DocumentView",
@@ -24,6 +29,8 @@ __all__ = [
     "MentionView",
     "ProgressView",
     "RelationView",
+    "ReprocessRequest",
+    "ReprocessView",
     "StreamToken",
     "SubmitJson",
     "TypeCount",
@@ -224,3 +231,49 @@ class Health(BaseModel):
 
     status: str
     checks: dict[str, str] = {}
+
+
+class DeletionView(DeletionStatus):
+    """A deletion: its state, the documents it deletes, what it retracted, and its link."""
+
+    url: str
+    dagster_url: str
+
+    @classmethod
+    def of(cls, status: DeletionStatus, dagster_ui: str) -> DeletionView:
+        """``status`` with its own URL and its partition in the Dagster UI."""
+        return cls(
+            **status.model_dump(),
+            url=f"/deletions/{status.deletion_id}",
+            dagster_url=(
+                f"{dagster_ui}/assets/document_deletions?view=partitions"
+                f"&partition={status.deletion_id}"
+            ),
+        )
+
+
+class ReprocessRequest(BaseModel):
+    """Which batches to reprocess: the named ones, or (``stale``) every stale one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batches: list[Annotated[str, Field(pattern=BATCH_ID.pattern)]] = Field(
+        default_factory=list, max_length=10_000
+    )
+    stale: bool = False
+
+
+class ReprocessView(Reprocess):
+    """A reprocessing backfill, with its page in the Dagster UI."""
+
+    url: str
+    dagster_url: str
+
+    @classmethod
+    def of(cls, status: Reprocess, dagster_ui: str) -> ReprocessView:
+        """``status`` with its own URL and its backfill page in the UI."""
+        return cls(
+            **status.model_dump(),
+            url=f"/reprocess/{status.backfill_id}",
+            dagster_url=f"{dagster_ui}/runs/b/{status.backfill_id}",
+        )

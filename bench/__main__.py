@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import llm, memory, overhead, recovery, resolution, sse, throughput
+from bench import lifecycle, llm, memory, overhead, recovery, resolution, sse, throughput
 from bench.common import BenchmarkSkipped
 
 # Order matters: ``memory`` reuses the trials ``overhead`` ran before it in the same command.
@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "recovery": recovery.run,
     "resolution": resolution.run,
     "sse": sse.run,
+    "lifecycle": lifecycle.run,
 }
 RESULTS = Path(__file__).with_name("results.json")
 

@@ -265,14 +265,17 @@ def _platform(url: str) -> Iterator[tuple[Platform, Orchestrator, dg.DagsterInst
                 Orchestrator.for_settings(settings) as orchestrator,
                 open_instance(settings, url) as instance,
             ):
-                _await_daemons(instance)
+                await_daemons(instance)
                 yield platform, orchestrator, instance
         finally:
             platform.stop()
 
 
-def _await_daemons(instance: dg.DagsterInstance, timeout_s: float = 120) -> None:
-    # Submitting before the daemon's run queue loop is alive would time the daemon's start-up.
+def await_daemons(instance: dg.DagsterInstance, timeout_s: float = 120) -> None:
+    """Wait for every daemon's first heartbeat since now.
+
+    Submitting before the daemon's run queue loop is alive would time the daemon's start-up.
+    """
     since = time.time()
     required = set(instance.get_required_daemon_types())
     deadline = time.monotonic() + timeout_s

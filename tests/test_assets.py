@@ -97,8 +97,17 @@ def _plain(value: Any) -> Any:
 
 
 def counts(output: dg.Output) -> StageCounts:
-    """The ``StageCounts`` an asset's output reports in its metadata."""
-    return StageCounts.from_metadata({k: _plain(v) for k, v in (output.metadata or {}).items()})
+    """The ``StageCounts`` an asset's output reports in its metadata, without its seconds.
+
+    Every stage reports its seconds: checked here, and left out so counts compare exactly.
+    """
+    found = StageCounts.from_metadata({k: _plain(v) for k, v in (output.metadata or {}).items()})
+    return untimed(found)
+
+
+def untimed(found: StageCounts) -> StageCounts:
+    assert found.seconds is not None and found.seconds >= 0, "every stage reports its seconds"
+    return found.model_copy(update={"seconds": None})
 
 
 def check_metadata(check: dg.AssetCheckResult) -> dict[str, Any]:
@@ -130,7 +139,7 @@ class Direct:
         return chunks(knowledge=self.knowledge, documents=self.documents.value)
 
     def extract(self) -> dg.Output:
-        return extractions(self.context(), chunks=self.chunks.value)
+        return extractions(self.context(), documents=self.documents.value, chunks=self.chunks.value)
 
     @cached_property
     def extractions(self) -> dg.Output:
@@ -163,7 +172,10 @@ def test_documents_decodes_the_partitions_batch_and_counts_the_refused_one(
     assert {d.name: d.text for d in prepared.documents} == ACCEPTED
     assert [(r.name, r.code) for r in prepared.rejections] == [("empty.txt", "empty")]
     assert counts(direct.documents) == StageCounts(
-        documents=2, rejected=1, characters=sum(len(text) for text in ACCEPTED.values())
+        documents=2,
+        rejected=1,
+        documents_deleted=0,
+        characters=sum(len(text) for text in ACCEPTED.values()),
     )
 
 
@@ -200,12 +212,19 @@ def test_extractions_call_the_extractor_once_per_chunk_then_serve_the_cache(
         extractor_calls=n_chunks,
         cache_hits=0,
         failed_chunks=0,
+        prompt_tokens=0,  # a local model counts no tokens
+        completion_tokens=0,
         mentions=sum(len(e.mentions) for e in extracted),
         relations=sum(len(e.relations) for e in extracted),
     )
     assert counts(first).mentions and counts(first).relations
     extractor = result.extractor
     assert _plain(first.metadata["extractor"]) == f"{extractor.name} {extractor.version}"
+
+    per_document = {c["document"]: c for c in _plain(first.metadata["cost_by_document"])}
+    assert set(per_document) == set(ACCEPTED)
+    assert sum(c["extractor_calls"] for c in per_document.values()) == n_chunks
+    assert sum(c["chunks"] for c in per_document.values()) == n_chunks
 
     again = direct.extract()
     assert counts(again) == counts(first).model_copy(
@@ -321,19 +340,26 @@ def test_one_run_records_every_stages_counts_and_check_results(
     assert result.success
     recorded = recorded_metadata(dagster_instance, result.run_id)
     assert list(recorded) == list(STAGES)
+    inputs = KnowledgeResource().inputs().metadata()
     for stage, metadata in recorded.items():
-        extra = set(metadata) - set(StageCounts.model_fields)
-        assert extra <= {"extractor"} | {k for k in metadata if k.startswith("new_")}, stage
+        assert {k: metadata[k] for k in inputs} == inputs, stage
+        extra = set(metadata) - set(StageCounts.model_fields) - set(inputs)
+        per_table = {k for k in metadata if k.startswith(("new_", "retracted_"))}
+        assert extra <= {"extractor", "cost_by_document"} | per_table, stage
+        assert StageCounts.from_metadata(metadata).seconds is not None, stage
     value = {stage: result.output_for_node(stage) for stage in STAGES}
     graph: ValidatedGraph = value["validated_graph"]
-    assert StageCounts.from_metadata(recorded["documents"]) == StageCounts(
-        documents=2, rejected=1, characters=sum(len(text) for text in ACCEPTED.values())
+    assert untimed(StageCounts.from_metadata(recorded["documents"])) == StageCounts(
+        documents=2,
+        rejected=1,
+        documents_deleted=0,
+        characters=sum(len(text) for text in ACCEPTED.values()),
     )
     assert StageCounts.from_metadata(recorded["chunks"]).chunks == len(value["chunks"].chunks)
     assert StageCounts.from_metadata(recorded["extractions"]).extractor_calls == len(
         value["chunks"].chunks
     )
-    assert StageCounts.from_metadata(recorded["validated_graph"]) == StageCounts(
+    assert untimed(StageCounts.from_metadata(recorded["validated_graph"])) == StageCounts(
         entities=len(graph.entities), relations=len(graph.relations), violations=0, quarantined=1
     )
     evaluations = {
@@ -359,8 +385,12 @@ def test_ingested_graph_writes_the_batch_once_under_its_run(
         len(graph.entities), len(graph.relations), 1,
     )  # fmt: skip
     metadata = recorded_metadata(dagster_instance, first.run_id)["ingested_graph"]
-    assert metadata == {
+    assert metadata["seconds"] >= 0
+    assert {k: v for k, v in metadata.items() if not k.startswith("input_")} == {
         "rows_inserted": sum(summary.inserted.values()),
+        "rows_retracted": 0,
+        "documents_superseded": 0,
+        "seconds": metadata["seconds"],
         **{f"new_{table}": rows for table, rows in summary.inserted.items()},
     }
     stored = store.counts()
@@ -371,7 +401,8 @@ def test_ingested_graph_writes_the_batch_once_under_its_run(
     rows = store.snapshot()
 
     again = materialize_batch(dagster_instance, batch_id)
-    assert again.output_for_node("ingested_graph").inserted == dict.fromkeys(summary.inserted, 0)
+    assert again.output_for_node("ingested_graph").inserted == {}
+    assert again.output_for_node("ingested_graph").retracted == {}
     assert recorded_metadata(dagster_instance, again.run_id)["ingested_graph"]["rows_inserted"] == 0
     assert store.snapshot() == rows
 
@@ -382,6 +413,7 @@ def test_canonical_entities_merges_each_new_batch_once(small: Settings) -> None:
     first = dg.materialize([canonical_entities], resources=resources)
     (materialization,) = first.asset_materializations_for_node("canonical_entities")
     metadata = {k: _plain(v) for k, v in materialization.metadata.items()}
+    assert metadata.pop("seconds") >= 0  # work accounting, on every materialisation
     with get_engine(small).connect() as connection:
         total = connection.execute(
             sa.select(sa.func.count()).select_from(t.canonical_entities)
@@ -392,15 +424,19 @@ def test_canonical_entities_merges_each_new_batch_once(small: Settings) -> None:
         "joined_existing": 0,
         "canonical_created": total,
         "canonical_total": total,
+        "replayed": False,
     }
     assert 0 < total <= batch.entities
 
     second = dg.materialize([canonical_entities], resources=resources)
     (again,) = second.asset_materializations_for_node("canonical_entities")
-    assert {k: _plain(v) for k, v in again.metadata.items()} == {
+    metadata = {k: _plain(v) for k, v in again.metadata.items()}
+    assert metadata.pop("seconds") >= 0
+    assert metadata == {
         "new_batches": 0,
         "entities_merged": 0,
         "joined_existing": 0,
         "canonical_created": 0,
         "canonical_total": total,
+        "replayed": False,
     }

@@ -7,22 +7,23 @@ import dagster as dg
 from knowledge_assets.defs.definitions import defs
 from knowledge_assets.defs.extraction.assets import BATCH_ASSETS as BATCH_ASSET_DEFS
 from knowledge_assets.defs.extraction.partitions import BATCHES
+from knowledge_assets.defs.lifecycle.partitions import DELETIONS
 from knowledge_assets.pipeline.progress import STAGES
 
 BATCH_ASSETS = {
     "documents": set(),
     "chunks": {"documents"},
-    "extractions": {"chunks"},
+    "extractions": {"documents", "chunks"},
     "resolved_entities": {"documents", "chunks", "extractions"},
     "validated_graph": {"resolved_entities"},
-    "ingested_graph": {"documents", "validated_graph"},
+    "ingested_graph": {"documents", "chunks", "extractions", "validated_graph"},
 }
 
 
 def test_asset_graph_keys_dependencies_and_partitions() -> None:
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {*BATCH_ASSETS, "canonical_entities"}
+    assert keys == {*BATCH_ASSETS, "canonical_entities", "document_deletions"}
     for name, parents in BATCH_ASSETS.items():
         node = graph.get(dg.AssetKey(name))
         assert {p.to_user_string() for p in node.parent_keys} == parents
@@ -31,6 +32,10 @@ def test_asset_graph_keys_dependencies_and_partitions() -> None:
     canonical = graph.get(dg.AssetKey("canonical_entities"))
     assert canonical.partitions_def is None
     assert {p.to_user_string() for p in canonical.parent_keys} == {"ingested_graph"}
+    deletions = graph.get(dg.AssetKey("document_deletions"))
+    assert isinstance(deletions.partitions_def, dg.DynamicPartitionsDefinition)
+    assert deletions.partitions_def.name == DELETIONS
+    assert not deletions.parent_keys
 
 
 def test_asset_checks_give_red_lights() -> None:
@@ -46,6 +51,9 @@ def test_asset_checks_give_red_lights() -> None:
 def test_job_sensors_and_resources() -> None:
     job = defs.resolve_job_def("extract_batch")
     assert job.partitions_def is not None
+    deleting = defs.resolve_job_def("delete_documents")
+    assert deleting.partitions_def is not None
+    assert set(deleting.graph.node_names()) == {"document_deletions"}
     sensors = {s.name: s for s in defs.get_repository_def().sensor_defs}
     assert set(sensors) == {"inbox_sensor", "registry_automation"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())

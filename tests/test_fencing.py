@@ -14,7 +14,8 @@ from knowledge_assets.db.engine import get_engine
 from knowledge_assets.instance.dagster_internals import PARTITION_NAME_TAG
 from knowledge_assets.instance.fencing import RunFence
 from knowledge_assets.pipeline import stages
-from knowledge_assets.pipeline.models import DocumentInput, ValidatedGraph
+from knowledge_assets.pipeline.models import DocumentInput, ExtractorInfo, ValidatedGraph
+from knowledge_assets.pipeline.ontology import load_ontology
 from knowledge_assets.pipeline.store import GraphStore, StaleAttempt
 from knowledge_assets.settings import Settings
 from tests.processes import wait_until
@@ -41,7 +42,11 @@ def a_batch(name: str) -> tuple[stages.PreparedDocuments, ValidatedGraph]:
 
 def ingest(store: GraphStore, name: str, fence: RunFence) -> int:
     prepared, graph = a_batch(name)
-    return stages.ingest(store, name, prepared, graph, fence).total
+    info = ExtractorInfo(name="none", version="0", config_hash="")
+    extractions = stages.Extractions(extractor=info, results=())
+    content = stages.content_of(name, prepared, stages.ChunkSet(chunks=()), extractions)
+    recompute = stages.recompute(load_ontology(None), None, threshold=0.9, max_chars=1500)
+    return stages.ingest(store, content, graph, recompute, fence).changes.total_added
 
 
 def test_the_dagster_columns_the_fence_reads_exist(

@@ -114,7 +114,7 @@ def test_demo_batch_runs_through_the_daemon_like_the_direct_pipeline(
         nodes = platform.wait_for(lambda: platform.graphql(ASSETS_QUERY)["assetNodes"], 120)
         assert {n["assetKey"]["path"][0] for n in nodes} == {
             "documents", "chunks", "extractions", "resolved_entities",
-            "validated_graph", "ingested_graph", "canonical_entities",
+            "validated_graph", "ingested_graph", "canonical_entities", "document_deletions",
         }  # fmt: skip
 
         # Side by side: the direct pipeline writes the same batch into the same database.

@@ -6,6 +6,7 @@ import pytest
 
 from knowledge_assets.pipeline.extractors.factory import build_extractor
 from knowledge_assets.pipeline.extractors.offline import SpacyExtractor
+from knowledge_assets.pipeline.extractors.raw_doc import RawDoc, raw_output
 from knowledge_assets.pipeline.ontology import load_ontology
 from knowledge_assets.settings import Settings
 
@@ -18,7 +19,10 @@ def extractor() -> SpacyExtractor:
 
 
 def relations(extractor: SpacyExtractor, text: str) -> set[tuple[str, str, str]]:
-    extraction = extractor._extract_doc(extractor.nlp(text))
+    """The relations found in ``text``, the same from the parsed ``Doc`` and its cached form."""
+    doc = extractor.nlp(text)
+    extraction = extractor.mapper.map_doc(doc)
+    assert extractor.mapper.map_doc(RawDoc.parse(text, raw_output(doc))) == extraction
     mentions = extraction.mentions
     return {
         (mentions[r.subject].text, r.predicate, mentions[r.object].text)

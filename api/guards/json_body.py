@@ -12,20 +12,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import ijson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
 
 from api.errors import ApiError
 from api.models import DocumentIn
 
-__all__ = ["MAX_DEPTH", "JsonBatch", "JsonBatchReader"]
+__all__ = ["MAX_DEPTH", "SMALL_BODY_BYTES", "JsonBatch", "JsonBatchReader", "read_small_json"]
 
 # {"documents": [{"id": ..., "text": ...}]} is three levels deep; nothing valid goes further.
 MAX_DEPTH = 4
 _SCALARS = frozenset({"null", "boolean", "integer", "double", "number", "string"})
 _TOP_KEYS = ("documents", "ontology")
+SMALL_BODY_BYTES = 1 << 20
+"""Bodies of the routes that take a few fields (``POST /reprocess``): 10,000 batch ids fit."""
+Model = TypeVar("Model", bound=BaseModel)
 
 
 @dataclass
@@ -139,6 +143,30 @@ class JsonBatchReader:
         if event not in _SCALARS or not isinstance(value, str | None):
             raise _invalid("ontology: Input should be a valid string")
         self.batch.ontology = value
+
+
+async def read_small_json(
+    request: Request, model: type[Model], max_bytes: int = SMALL_BODY_BYTES
+) -> Model:
+    """A small JSON body, read with its own limit and validated as ``model``.
+
+    The app-wide limit (``KNOWLEDGE_API_MAX_UPLOAD_BYTES``) is sized for uploads; a request of
+    a few fields must not be able to make the API buffer and parse that much. The count stops
+    the read at the first chunk past ``max_bytes``.
+    """
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send application/json")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            message = f"request body over {max_bytes} bytes"
+            raise ApiError(413, "payload_too_large", message, headers={"Connection": "close"})
+    try:
+        return model.model_validate_json(bytes(body))
+    except ValidationError as exc:
+        raise _invalid(_where("body", exc)) from None
 
 
 def _where(prefix: str, exc: ValidationError) -> str:

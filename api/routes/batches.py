@@ -95,9 +95,17 @@ def list_batches(
     caller: Caller,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    stale: Annotated[
+        bool, Query(description="Only batches made under other inputs than today's.")
+    ] = False,
 ) -> BatchPage:
-    """Batches, newest first, one page at a time."""
-    statuses = context.orchestrator.list_batches(offset=offset, limit=limit)
+    """Batches, newest first, one page at a time; ``stale=true``: the stale ones, and how."""
+    orchestrator = context.orchestrator
+    if stale:
+        ids = [s.batch_id for s in orchestrator.stale()][offset : offset + limit]
+        statuses = [orchestrator.poll(batch_id) for batch_id in ids]
+    else:
+        statuses = orchestrator.list_batches(offset=offset, limit=limit)
     ui = context.settings.dagster_ui_url
     return BatchPage(items=[BatchView.of(s, ui) for s in statuses], offset=offset, limit=limit)
 

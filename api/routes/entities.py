@@ -53,7 +53,7 @@ def types(context: Context, caller: Caller) -> list[TypeCount]:
 def document(
     document_id: Annotated[str, Path(max_length=1200)], context: Context, caller: Caller
 ) -> DocumentView:
-    """A stored document (by the ``document_id`` of its mentions): text and mentions."""
+    """A stored document (by its mentions' ``document_id``, or its name): text and mentions."""
     found = get_document(context.engine, document_id)
     if found is None:
         raise ApiError(404, "document_not_found", f"no document {document_id[:200]!r}")

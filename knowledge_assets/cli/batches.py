@@ -208,4 +208,20 @@ def _report(status: BatchStatus, as_json: bool, *, short: bool = False) -> None:
     for document in status.documents:
         if document.status != "accepted":
             print(f"  {document.status:<12} {document.name}: {document.reason}")
+    _report_cost(status)
+    for name, change in sorted(status.stale.items()):
+        print(f"  stale        {name} {change.recorded or '(not recorded)'} -> {change.current}")
     print(f"  runs         {len(status.runs)}")
+
+
+def _report_cost(status: BatchStatus) -> None:
+    cost = status.cost
+    if not cost.seconds:
+        return
+    tokens = f", {cost.prompt_tokens}+{cost.completion_tokens} tokens" if cost.prompt_tokens else ""
+    print(
+        f"  cost         {counted(cost.extractor_calls, 'extractor call')}, "
+        f"{counted(cost.cache_hits, 'cache hit')}{tokens}"
+    )
+    seconds = ", ".join(f"{stage} {s:.2f} s" for stage, s in cost.seconds.items())
+    print(f"  seconds      {seconds}")

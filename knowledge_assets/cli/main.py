@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from knowledge_assets.cli import batches, direct, evaluate, follow, resolve, up
+from knowledge_assets.cli import batches, direct, evaluate, follow, lifecycle, resolve, up
 from knowledge_assets.errors import UserFacingError
 from knowledge_assets.settings import Settings
 
@@ -18,11 +18,12 @@ __all__ = ["build_parser", "main"]
 
 DESCRIPTION = (
     "Turn document batches into a knowledge graph: run the pipeline directly (extract), or run "
-    "the durable platform (up) and send it batches (submit, status, follow, cancel, resume)."
+    "the durable platform (up) and send it batches (submit, status, follow, cancel, resume); "
+    "delete documents, list what an input change made stale and reprocess it."
 )
 # Each module adds its subcommands with ``register(commands)``; a handler is called as
 # ``handler(args, settings)`` with the settings this invocation reads once.
-COMMAND_MODULES = (direct, batches, follow, up, resolve, evaluate)
+COMMAND_MODULES = (direct, batches, follow, lifecycle, up, resolve, evaluate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,11 +47,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="knowledge", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(
+        prog="knowledge", description=DESCRIPTION, formatter_class=_HelpFormatter
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(commands)
     return parser
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, measuring subcommand names at the indent they are printed at.
+
+    argparse measures them two columns left of where it prints them, so a name of nine
+    characters ("reprocess") overflows its column and its help drops to the next line.
+    """
+
+    def add_argument(self, action: argparse.Action) -> None:
+        """Measure as argparse does, then each subcommand name at its own indent."""
+        super().add_argument(action)
+        if action.help is argparse.SUPPRESS:
+            return
+        for subaction in self._iter_indented_subactions(action):
+            length = len(self._format_action_invocation(subaction)) + self._current_indent
+            self._action_max_length = max(self._action_max_length, length)
 
 
 def command_settings(args: argparse.Namespace) -> Settings:

@@ -109,7 +109,67 @@ extraction_attempts = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("last_error", sa.Text),
     sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+    _text("chunk_sha256", nullable=True),
 )
+
+document_versions = sa.Table(
+    "document_versions",
+    metadata,
+    sa.Column("seq", sa.BigInteger, sa.Identity(), primary_key=True),
+    _text("name"),
+    _text("batch_id"),
+    _text("document_id", nullable=True),
+    _text("sha256", nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+)
+"""Every submission of a document name, in the order submissions were made (``seq``).
+
+A row with ``document_id`` NULL is a deletion. A name's live version is its row with the
+highest ``seq``; (``document_id``, ``batch_id``) names a version in every fact table."""
+
+chunks = sa.Table(
+    "chunks",
+    metadata,
+    _text("id", key=True),
+    _text("document_id"),
+    sa.Column("index", sa.Integer, nullable=False),
+    sa.Column("start", sa.Integer, nullable=False),
+    sa.Column("end", sa.Integer, nullable=False),
+    _text("sha256"),
+)
+"""Where each ingested document version was cut: to rebuild a batch without extracting again."""
+
+batch_contributions = sa.Table(
+    "batch_contributions",
+    metadata,
+    _text("batch_id", key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("extractor", JSONB, nullable=False),
+    sa.Column("cache_extractor", JSONB, nullable=False),
+)
+"""Batches whose facts are in the graph: their submission order and who extracted them."""
+
+entity_support = sa.Table(
+    "entity_support",
+    metadata,
+    _text("entity_id", key=True),
+    _text("batch_id", key=True),
+    _text("canonical_name"),
+    sa.Column("types", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("documents", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("mentions", sa.Integer, nullable=False),
+)
+"""An entity as one batch resolved it; ``entities`` and ``entity_types`` derive from these."""
+
+alias_support = sa.Table(
+    "alias_support",
+    metadata,
+    _text("entity_id", key=True),
+    _text("alias", key=True),
+    _text("document_id", key=True),
+    _text("batch_id"),
+)
+"""An alias as written in one document version; ``entity_aliases`` derives from these."""
 
 GRAPH_TABLES = (
     documents,
@@ -121,7 +181,11 @@ GRAPH_TABLES = (
     relations,
     relation_evidence,
     quarantine,
+    batch_contributions,
+    entity_support,
+    alias_support,
 )
+"""The graph: what exports and queries read, and each batch's support for it."""
 
 canonical_entities = sa.Table(
     "canonical_entities",
@@ -144,6 +208,7 @@ canonical_members = sa.Table(
     sa.Column("score", sa.Float, nullable=False, server_default="1.0"),
     sa.Column("evidence", JSONB, nullable=False, server_default="{}"),
     sa.Column("mentions", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("documents", ARRAY(sa.Text), nullable=False, server_default="{}"),
 )
 canonical_keys = sa.Table(
     "canonical_keys", metadata, _text("key", key=True), _text("canonical_id", key=True)
@@ -154,7 +219,10 @@ registry_batches = sa.Table(
     _text("batch_id", key=True),
     sa.Column("entities", sa.Integer, nullable=False),
     sa.Column("merged_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+    sa.Column("position", sa.BigInteger, sa.Identity()),
+    sa.Column("stale", sa.Boolean, nullable=False, server_default=sa.false()),
 )
+"""Batches merged into the registry, in merge order (``position``); ``stale`` ones changed since."""
 
 canonical_splits = sa.Table(
     "canonical_splits",

@@ -1,4 +1,4 @@
-"""The one ``Definitions`` object: assets, checks, the batch job, the sensors, resources.
+"""The one ``Definitions`` object: assets, checks, the batch and deletion jobs, sensors, resources.
 
 ``workspace.yaml`` loads ``defs`` from here; ``warm_up`` is the hook dagster.yaml names for the
 run launcher's warm workers.
@@ -14,6 +14,8 @@ from knowledge_assets.defs.extraction.assets import BATCH_ASSETS
 from knowledge_assets.defs.extraction.job import extract_batch
 from knowledge_assets.defs.extraction.sensor import inbox_sensor
 from knowledge_assets.defs.io_manager import PydanticJsonIOManager
+from knowledge_assets.defs.lifecycle.assets import document_deletions
+from knowledge_assets.defs.lifecycle.job import delete_documents
 from knowledge_assets.defs.registry.assets import canonical_entities
 from knowledge_assets.defs.resources import KnowledgeResource, warm_up_extractor
 from knowledge_assets.settings import Settings
@@ -29,8 +31,8 @@ registry_automation = dg.AutomationConditionSensorDefinition(
 )
 
 defs = dg.Definitions(
-    assets=[*BATCH_ASSETS, canonical_entities],
-    jobs=[extract_batch],
+    assets=[*BATCH_ASSETS, canonical_entities, document_deletions],
+    jobs=[extract_batch, delete_documents],
     sensors=[inbox_sensor, registry_automation],
     resources={"knowledge": KnowledgeResource(), "json_io": PydanticJsonIOManager()},
 )

@@ -14,7 +14,7 @@ from knowledge_assets.pipeline.models import ResolvedGraph, ValidatedGraph
 from knowledge_assets.pipeline.stages import ChunkSet, Extractions, IngestSummary, PreparedDocuments
 from knowledge_assets.settings import Settings
 
-__all__ = ["STORED_MODELS", "PydanticJsonIOManager"]
+__all__ = ["STORED_MODELS", "AssetValues", "PydanticJsonIOManager"]
 
 # The models an asset may return, by the stable name stored with each value. A name never
 # changes once values were stored under it; moving or renaming the class changes nothing here.
@@ -50,26 +50,63 @@ class PydanticJsonIOManager(dg.ConfigurableIOManager):
     def _resolve_root(self) -> Path:
         return Path(self.base_path) if self.base_path else Settings().storage_dir / "assets"
 
-    def _path(self, context: dg.OutputContext | dg.InputContext) -> Path:
-        root = self._root or self._resolve_root()
+    def values(self) -> AssetValues:
+        """The stored values themselves, by asset and partition (for rewriting them)."""
+        return AssetValues(self._root or self._resolve_root())
+
+    def _key(self, context: dg.OutputContext | dg.InputContext) -> tuple[str, str]:
         key = "/".join(context.asset_key.path)
         partition = context.asset_partition_key if context.has_asset_partitions else "all"
-        return root / key / f"{partition}.json"
+        return key, partition
 
     def handle_output(self, context: dg.OutputContext, obj: BaseModel) -> None:
         """Write atomically, so a killed step never leaves half a file behind."""
+        self.values().write(*self._key(context), obj)
+
+    def load_input(self, context: dg.InputContext) -> BaseModel:
+        """Read the upstream partition's JSON back into its model."""
+        return self.values().read(*self._key(context))
+
+
+class AssetValues:
+    """The JSON files of stored asset values: ``<root>/<asset key>/<partition>.json``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, asset: str, partition: str) -> Path:
+        """Where one asset partition's value is stored."""
+        return self.root / asset / f"{partition}.json"
+
+    def write(self, asset: str, partition: str, obj: BaseModel) -> None:
+        """Store ``obj`` atomically under its stable model name."""
         name = _NAME_OF.get(type(obj))
         if name is None:
             raise TypeError(f"{type(obj).__qualname__} is not in STORED_MODELS: register it")
-        with atomic_writer(self._path(context)) as out:
+        with atomic_writer(self.path(asset, partition)) as out:
             out.write(_head(name))
             out.write(_adapter(type(obj)).dump_json(obj))
             out.write(b"}")
 
-    def load_input(self, context: dg.InputContext) -> BaseModel:
-        """Read the upstream partition's JSON back into its model."""
-        name, data = _open_envelope(bytearray(self._path(context).read_bytes()))
+    def read(self, asset: str, partition: str) -> BaseModel:
+        """The stored value (``FileNotFoundError`` if there is none)."""
+        name, data = _open_envelope(bytearray(self.path(asset, partition).read_bytes()))
         return stored_model(name).model_validate_json(data)
+
+    def read_if_stored(self, asset: str, partition: str) -> BaseModel | None:
+        """The stored value, or None."""
+        try:
+            return self.read(asset, partition)
+        except FileNotFoundError:
+            return None
+
+    def drop(self, asset: str, partition: str) -> bool:
+        """Delete a stored value; whether there was one."""
+        try:
+            self.path(asset, partition).unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
 
 def stored_model(name: str) -> type[BaseModel]:

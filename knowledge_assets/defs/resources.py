@@ -10,10 +10,15 @@ import sqlalchemy as sa
 from pydantic import PrivateAttr
 
 from knowledge_assets.db.engine import get_engine
+from knowledge_assets.pipeline import stages
 from knowledge_assets.pipeline.batches import BatchStorage
 from knowledge_assets.pipeline.extractors.base import Extractor
 from knowledge_assets.pipeline.extractors.factory import build_extractor
+from knowledge_assets.pipeline.inputs import PipelineInputs, pipeline_inputs
+from knowledge_assets.pipeline.lifecycle.apply import Recompute
 from knowledge_assets.pipeline.ontology import Ontology, load_ontology
+from knowledge_assets.pipeline.registry.matching import Matcher
+from knowledge_assets.pipeline.resolution.labels import LabelRules
 from knowledge_assets.pipeline.store import GraphStore
 from knowledge_assets.pipeline.validation import load_shapes
 from knowledge_assets.settings import Settings
@@ -27,6 +32,12 @@ def _extractor(settings_json: str) -> Extractor:
     # every step and run the process executes.
     settings = Settings.model_validate_json(settings_json)
     return build_extractor(settings, load_ontology(settings.ontology))
+
+
+@cache
+def _inputs(settings_json: str) -> PipelineInputs:
+    settings = Settings.model_validate_json(settings_json)
+    return pipeline_inputs(settings, load_ontology(settings.ontology))
 
 
 def warm_up_extractor(settings: Settings) -> dict[str, Any]:
@@ -81,3 +92,21 @@ class KnowledgeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     def batches(self) -> BatchStorage:
         """Where staged batches live."""
         return BatchStorage(self.settings().storage_dir)
+
+    def inputs(self) -> PipelineInputs:
+        """The configured inputs' fingerprints, recorded on every materialization."""
+        return _inputs(self.settings().model_dump_json())
+
+    def recompute(self) -> Recompute:
+        """How a batch is resolved again from the graph store (after a document left it)."""
+        settings = self.settings()
+        return stages.recompute(
+            self.ontology(),
+            self.shapes(),
+            threshold=settings.resolution_threshold,
+            max_chars=settings.chunk_max_chars,
+        )
+
+    def matcher(self) -> Matcher:
+        """The registry's matcher under the configured ontology and threshold."""
+        return Matcher(LabelRules(self.ontology()), self.settings().resolution_threshold)

@@ -1,7 +1,8 @@
 """The one module that touches Dagster's private API (``dagster._…``), pinned to dagster 1.13.27.
 
-Dagster offers no public way to do a few things the platform needs: create a partitioned run or a
-from-failure re-execution from a code location loaded in this process, read the event log after
+Dagster offers no public way to do a few things the platform needs: create a partitioned run, a
+from-failure re-execution or an asset backfill from a code location loaded in this process, read
+the event log after
 a storage id, subclass the run launcher's health-check types, open an instance on a database URL
 known only at run time, and run Dagster's own CLIs inside a process we prepared (the fork
 server's children, the daemon after it pre-warms). Every such name is imported here and nowhere
@@ -13,7 +14,8 @@ directly everywhere else.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -25,13 +27,14 @@ from dagster._core.execution.plan.resume_retry import ReexecutionStrategy
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 from dagster._core.storage.event_log.base import EventLogConnection
-from dagster._core.storage.tags import PARTITION_NAME_TAG, WILL_RETRY_TAG
+from dagster._core.storage.tags import BACKFILL_ID_TAG, PARTITION_NAME_TAG, WILL_RETRY_TAG
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.utils import make_new_run_id
 from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes import ConfigurableClassData
 
 __all__ = [
+    "BACKFILL_ID_TAG",
     "DAGSTER_VERSION",
     "PARTITION_NAME_TAG",
     "RUN_RETRY_CURSOR_KEYS",
@@ -43,6 +46,7 @@ __all__ = [
     "LaunchRunContext",
     "UserConfigSchema",
     "WorkerStatus",
+    "backfill_state",
     "execute_run_argv",
     "import_dagster_cli",
     "instance_on_database",
@@ -156,6 +160,12 @@ def run_dagster_daemon_cli() -> None:
     dagster_daemon_cli_main()
 
 
+def backfill_state(instance: dg.DagsterInstance, backfill_id: str) -> str | None:
+    """A backfill's status (``REQUESTED``, ``COMPLETED_SUCCESS``, ``COMPLETED_FAILED``, ...)."""
+    backfill = instance.get_backfill(backfill_id)
+    return None if backfill is None else backfill.status.value
+
+
 class CodeLocationRuns:
     """Runs of one job created from a code location loaded in this process.
 
@@ -191,16 +201,20 @@ class CodeLocationRuns:
         self.job_name = job
         self._process = WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(origin))
 
-    def submit_new(self, tags: Mapping[str, str]) -> dg.DagsterRun:
-        """Create a run of every step with ``tags`` (on top of the job's) and queue it."""
+    def submit_new(self, tags: Mapping[str, str], job_name: str | None = None) -> dg.DagsterRun:
+        """Create a run of every step with ``tags`` (on top of the job's) and queue it.
+
+        The run is of ``job_name`` if given, else of the job this object was made for.
+        """
         request = self._process.create_request_context()
         location = request.get_code_location(self.location_name)
-        job = location.get_repository(REPOSITORY).get_full_job(self.job_name)
+        name = job_name or self.job_name
+        job = location.get_repository(REPOSITORY).get_full_job(name)
         plan = location.get_execution_plan(
             job, run_config={}, step_keys_to_execute=None, known_state=None, instance=self.instance
         )
         run = self.instance.create_run(
-            job_name=self.job_name,
+            job_name=name,
             run_id=make_new_run_id(),
             run_config={},
             status=dg.DagsterRunStatus.NOT_STARTED,
@@ -235,6 +249,38 @@ class CodeLocationRuns:
             extra_tags=dict(extra_tags),
         )
         return self.instance.submit_run(run.run_id, request)
+
+    def submit_backfill(
+        self,
+        partitions: Sequence[str],
+        assets: Sequence[str],
+        tags: Mapping[str, str],
+        title: str,
+    ) -> str:
+        """Request an asset backfill of ``assets`` for ``partitions``; the daemon launches it.
+
+        It is what the UI's "Materialize" of selected partitions creates: the backfill daemon
+        launches its runs through the run queue, each listed under the backfill in the UI.
+        """
+        from dagster._core.execution.backfill import PartitionBackfill
+        from dagster._core.utils import make_new_backfill_id
+
+        request = self._process.create_request_context()
+        backfill = PartitionBackfill.from_asset_partitions(
+            backfill_id=make_new_backfill_id(),
+            asset_graph=request.asset_graph,
+            partition_names=list(partitions),
+            asset_selection=[dg.AssetKey(asset) for asset in assets],
+            backfill_timestamp=time.time(),
+            tags=dict(tags),
+            dynamic_partitions_store=self.instance,
+            all_partitions=False,
+            title=title,
+            description=None,
+            run_config=None,
+        )
+        self.instance.add_backfill(backfill)
+        return backfill.backfill_id
 
     def close(self) -> None:
         """Release the in-process workspace."""

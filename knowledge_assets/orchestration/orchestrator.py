@@ -10,18 +10,22 @@ storage: everything they need is a method here.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import dagster as dg
 import sqlalchemy as sa
 
 from knowledge_assets.db.engine import database_url, engine_for, get_engine
 from knowledge_assets.defs import definitions
-from knowledge_assets.defs.extraction.job import extract_batch
+from knowledge_assets.defs.extraction.job import RUN_KIND_TAG, extract_batch
 from knowledge_assets.defs.extraction.partitions import BATCHES
+from knowledge_assets.defs.lifecycle.job import delete_documents
+from knowledge_assets.defs.lifecycle.partitions import DELETIONS
+from knowledge_assets.defs.registry.assets import canonical_entities
 from knowledge_assets.instance.dagster_internals import PARTITION_NAME_TAG, CodeLocationRuns
 from knowledge_assets.instance.home import LOCATION, PROJECT_ROOT, open_instance
 from knowledge_assets.instance.liveness import run_worker_pid, worker_alive
@@ -29,6 +33,19 @@ from knowledge_assets.instance.run_gate import ACTIVE_STATUSES, RERUN_TAG, SUBMI
 from knowledge_assets.orchestration.commit_horizon import CommitHorizon
 from knowledge_assets.orchestration.events import BatchEvent, EventId
 from knowledge_assets.orchestration.feed import BatchEventFeed
+from knowledge_assets.orchestration.lifecycle import (
+    BatchesBusy,
+    DeletionStatus,
+    DocumentsBusy,
+    Reprocess,
+    StaleBatch,
+    UnknownDeletion,
+    active_batches,
+    busy_batches,
+    deletion_status,
+    reprocess_status,
+    stale_batches,
+)
 from knowledge_assets.orchestration.snapshot import INTERRUPTED_TAG, batch_status
 from knowledge_assets.orchestration.state import BatchState, BatchStatus, check_transition
 from knowledge_assets.pipeline.batches import (
@@ -38,12 +55,32 @@ from knowledge_assets.pipeline.batches import (
     Source,
     UnknownBatchError,
 )
+from knowledge_assets.pipeline.documents import document_name
 from knowledge_assets.pipeline.extractors.factory import extractor_info
+from knowledge_assets.pipeline.inputs import PipelineInputs, pipeline_inputs
+from knowledge_assets.pipeline.lifecycle.requests import UnknownDocuments, request_deletion
+from knowledge_assets.pipeline.lifecycle.versions import (
+    contributing_batches,
+    deleted_by,
+    register_manifest,
+)
 from knowledge_assets.pipeline.models import DocumentInput, DocumentRejection
 from knowledge_assets.pipeline.ontology import load_ontology
+from knowledge_assets.pipeline.progress import STAGES
 from knowledge_assets.settings import Settings
 
-__all__ = ["BatchTimeout", "NothingAccepted", "Orchestrator", "UnknownBatchError"]
+__all__ = [
+    "BatchTimeout",
+    "BatchesBusy",
+    "DocumentsBusy",
+    "NothingAccepted",
+    "Orchestrator",
+    "UnknownBatchError",
+    "UnknownDeletion",
+    "UnknownDocuments",
+]
+
+REPROCESS_TAG = "knowledge/reprocess"
 
 
 class BatchTimeout(TimeoutError):
@@ -103,9 +140,12 @@ class Orchestrator:
         refused: Sequence[DocumentRejection] = (),
         source: Source = "python",
     ) -> BatchManifest:
-        """Store the documents as a batch (content-addressed) without starting it."""
+        """Store the documents as a batch (content-addressed) without starting it.
+
+        Its documents become versions now, in the order of submissions (``lifecycle.versions``).
+        """
         ontology = load_ontology(self.settings.ontology)
-        return self._storage.stage(
+        manifest = self._storage.stage(
             items,
             max_bytes=self.settings.max_document_bytes,
             ontology_hash=ontology.hash,
@@ -113,6 +153,9 @@ class Orchestrator:
             refused=refused,
             source=source,
         )
+        with self._engine.begin() as connection:
+            register_manifest(connection, manifest, self._storage)
+        return manifest
 
     def start(self, batch_id: str) -> BatchStatus:
         """Start a staged batch, unless it has a run already: then answer its status.
@@ -146,9 +189,15 @@ class Orchestrator:
     # -- observing --------------------------------------------------------------------------
 
     def poll(self, batch_id: str) -> BatchStatus:
-        """The batch's state, stage, counts, errors and runs."""
+        """The batch's state, stage, counts, cost, errors, runs and whether it is stale."""
         manifest = self._storage.manifest(batch_id)
-        return batch_status(self._instance, self._engine, manifest, self._run_records(batch_id))
+        records = self._run_records(batch_id)
+        return batch_status(self._instance, self._engine, manifest, records, self.inputs)
+
+    @functools.cached_property
+    def inputs(self) -> PipelineInputs:
+        """The configured inputs' fingerprints (what a batch is stale against)."""
+        return pipeline_inputs(self.settings, load_ontology(self.settings.ontology))
 
     def run_ids(self, batch_id: str) -> list[str]:
         """Every run of the batch, oldest first (retries included)."""
@@ -251,7 +300,118 @@ class Orchestrator:
             self._runs_of_job.submit_new({PARTITION_NAME_TAG: batch_id, RERUN_TAG: "true"})
         return self.poll(batch_id)
 
+    # -- deleting and reprocessing ------------------------------------------------------------
+
+    def delete(self, names: Sequence[str]) -> DeletionStatus:
+        """Delete documents by id (their names as submitted), as a run of ``delete_documents``.
+
+        Asking again for the same documents gives the same deletion; for documents deleted
+        before, that earlier deletion. Raises ``UnknownDocuments`` for a name never submitted
+        and ``DocumentsBusy`` while a batch holding one of them is queued or running.
+        """
+        wanted = sorted({document_name(n) for n in names})
+        busy = busy_batches(self._instance, self._storage, wanted)
+        if busy:
+            raise DocumentsBusy(busy)
+        request = request_deletion(self._engine, wanted)
+        target = request.latest
+        assert target is not None  # every name is known, so it is deleted now or was before
+        # Two callers asking at once both get here; the run gate (``instance/run_gate.py``)
+        # admits one run per deletion partition, as per batch, so the check only saves work.
+        if request.deletion_id is not None and not self._deletion_runs(target):
+            if not self._instance.has_dynamic_partition(DELETIONS, target):
+                self._instance.add_dynamic_partitions(DELETIONS, [target])
+            self._runs_of_job.submit_new(
+                {PARTITION_NAME_TAG: target}, job_name=delete_documents.name
+            )
+        return self.deletion(target, earlier=request.earlier)
+
+    def deletion(
+        self, deletion_id: str, earlier: Mapping[str, str] | None = None
+    ) -> DeletionStatus:
+        """A deletion's state, documents, runs and counts."""
+        with self._engine.connect() as connection:
+            names = sorted(deleted_by(connection, deletion_id))
+        if not names:
+            raise UnknownDeletion(deletion_id)
+        runs = self._deletion_runs(deletion_id)
+        return deletion_status(self._instance, deletion_id, names, runs, earlier)
+
+    def wait_deletion(
+        self, deletion_id: str, timeout_s: float = 600.0, poll_s: float = 0.5
+    ) -> DeletionStatus:
+        """Block until the deletion is Complete or Failed."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = self.deletion(deletion_id)
+            if status.state.terminal:
+                return status
+            if time.monotonic() > deadline:
+                raise BatchTimeout(
+                    f"deletion {deletion_id} still {status.state} after {timeout_s:.0f} s"
+                )
+            time.sleep(poll_s)
+
+    def stale(self) -> list[StaleBatch]:
+        """Batches in the graph made under other inputs than the configured ones, and how.
+
+        Batches queued or running are left out: they run under the current inputs anyway.
+        """
+        with self._engine.connect() as connection:
+            present = contributing_batches(connection)
+        staged = [b for b in present if self._storage.manifest_path(b).is_file()]
+        busy = active_batches(self._instance, set(staged))
+        return stale_batches(self._instance, [b for b in staged if b not in busy], self.inputs)
+
+    def reprocess(self, batch_ids: Sequence[str]) -> Reprocess:
+        """Re-materialise the batches (then the registry) as one Dagster backfill.
+
+        Raises ``UnknownBatchError`` for a batch never staged and ``BatchesBusy`` for one with
+        a run queued or running.
+        """
+        for batch_id in batch_ids:
+            self._storage.manifest(batch_id)
+        busy = active_batches(self._instance, set(batch_ids))
+        if busy:
+            raise BatchesBusy(busy)
+        backfill_id = self._runs_of_job.submit_backfill(
+            partitions=sorted(batch_ids),
+            assets=[*STAGES, canonical_entities.key.to_user_string()],
+            # Each batch already has a run: the run gate admits another only as a rerun.
+            tags={RUN_KIND_TAG: "extraction", REPROCESS_TAG: "true", RERUN_TAG: "true"},
+            title=f"reprocess {len(batch_ids)} stale batch(es)",
+        )
+        return reprocess_status(self._instance, backfill_id, sorted(batch_ids))
+
+    def reprocess_status(self, backfill_id: str) -> Reprocess:
+        """A reprocessing backfill's state and runs."""
+        return reprocess_status(self._instance, backfill_id)
+
+    def wait_reprocess(
+        self, backfill_id: str, timeout_s: float = 3600.0, poll_s: float = 1.0
+    ) -> Reprocess:
+        """Block until the reprocessing backfill has ended."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = self.reprocess_status(backfill_id)
+            if status.finished:
+                return status
+            if time.monotonic() > deadline:
+                raise BatchTimeout(f"backfill {backfill_id} still {status.state}")
+            time.sleep(poll_s)
+
     # -- internals --------------------------------------------------------------------------
+
+    def _deletion_runs(self, deletion_id: str) -> list[dg.DagsterRun]:
+        """The deletion's submitted runs, oldest first (NOT_STARTED ones are no attempts)."""
+        runs = self._instance.get_runs(
+            dg.RunsFilter(
+                job_name=delete_documents.name,
+                tags={PARTITION_NAME_TAG: deletion_id},
+                statuses=SUBMITTED_STATUSES,
+            )
+        )
+        return list(reversed(runs))
 
     def _runs(self, batch_id: str) -> list[dg.DagsterRun]:
         return [record.dagster_run for record in self._run_records(batch_id)]

@@ -21,6 +21,9 @@ from knowledge_assets.orchestration.state import (
     derive_state,
 )
 from knowledge_assets.pipeline.batches import BatchManifest
+from knowledge_assets.pipeline.cost import COST_BY_DOCUMENT, BatchCost, DocumentCost
+from knowledge_assets.pipeline.inputs import PipelineInputs
+from knowledge_assets.pipeline.lifecycle.versions import Version, forgotten_names, live_versions
 from knowledge_assets.pipeline.progress import STAGES, StageCounts, parse_progress
 
 INTERRUPTED_TAG = "knowledge/interrupted"
@@ -33,12 +36,18 @@ def batch_status(
     engine: sa.Engine,
     manifest: BatchManifest,
     records: Sequence[RunRecord],
+    inputs: PipelineInputs | None = None,
 ) -> BatchStatus:
-    """Everything ``poll`` answers about one batch; ``records`` of its runs, oldest first."""
+    """Everything ``poll`` answers about one batch; ``records`` of its runs, oldest first.
+
+    ``inputs`` are the configured inputs, to tell whether the batch is stale.
+    """
     runs = [record.dagster_run for record in records]
     views = [run_view(instance, run) for run in runs]
     derived = derive_state(views)
-    counts = {stage: _stage_counts(instance, stage, manifest.batch_id) for stage in STAGES}
+    metadata = {stage: latest_metadata(instance, stage, manifest.batch_id) for stage in STAGES}
+    counts = {stage: StageCounts.from_metadata(found) for stage, found in metadata.items()}
+    recorded = PipelineInputs.from_metadata(metadata[STAGES[-1]])
     live = _live_progress(instance, runs[-1].run_id) if runs else None
     started, finished = _run_times(records, derived.state)
     begun = manifest.submitted_at or started
@@ -57,6 +66,25 @@ def batch_status(
         started_at=started,
         finished_at=finished,
         duration_s=round((finished - begun).total_seconds(), 3) if finished and begun else None,
+        cost=batch_cost(counts, metadata["extractions"]),
+        inputs=recorded,
+        stale=inputs.changes(recorded) if inputs is not None and metadata[STAGES[-1]] else {},
+    )
+
+
+def batch_cost(counts: Mapping[str, StageCounts], extraction: Mapping[str, Any]) -> BatchCost:
+    """The cost the batch's latest materializations recorded."""
+    extracted = counts["extractions"]
+    documents = extraction.get(COST_BY_DOCUMENT)
+    return BatchCost(
+        extractor_calls=extracted.extractor_calls or 0,
+        cache_hits=extracted.cache_hits or 0,
+        prompt_tokens=extracted.prompt_tokens or 0,
+        completion_tokens=extracted.completion_tokens or 0,
+        seconds={s: c.seconds for s, c in counts.items() if c.seconds is not None},
+        documents=tuple(DocumentCost.model_validate(d) for d in documents if isinstance(d, dict))
+        if isinstance(documents, list)
+        else (),
     )
 
 
@@ -120,15 +148,15 @@ def _error(instance: dg.DagsterInstance, run: DagsterRun) -> str | None:
     return None
 
 
-def _stage_counts(instance: dg.DagsterInstance, stage: str, batch_id: str) -> StageCounts:
-    """The counts of the stage's latest materialization of the batch (none yet: all unset)."""
+def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str) -> dict[str, Any]:
+    """The metadata of the asset's latest materialization of a partition (none yet: empty)."""
     result = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(stage), asset_partitions=[batch_id]), limit=1
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
     )
     materialization = result.records[0].asset_materialization if result.records else None
     if materialization is None:
-        return StageCounts()
-    return StageCounts.from_metadata({k: v.value for k, v in materialization.metadata.items()})
+        return {}
+    return {k: v.value for k, v in materialization.metadata.items()}
 
 
 def _live_progress(instance: dg.DagsterInstance, run_id: str) -> dict[str, Any] | None:
@@ -180,10 +208,14 @@ def _documents(engine: sa.Engine, manifest: BatchManifest) -> list[DocumentStatu
         for name, reason in _quarantined_documents(engine, manifest.batch_id)
         if (name, reason) not in refusals
     }
+    replaced = _replaced(engine, manifest)
     statuses = [
-        DocumentStatus(name=s.name, status="quarantined", reason=held[s.name])
-        if s.name in held
-        else s
+        replaced.get(s.name)
+        or (
+            DocumentStatus(name=s.name, status="quarantined", reason=held[s.name])
+            if s.name in held
+            else s
+        )
         for s in statuses
     ]
     statuses += [
@@ -198,3 +230,26 @@ def _quarantined_documents(engine: sa.Engine, batch_id: str) -> list[tuple[str, 
     )
     with engine.connect() as connection:
         return [(subject, reason) for subject, reason in connection.execute(query)]
+
+
+def _replaced(engine: sa.Engine, manifest: BatchManifest) -> dict[str, DocumentStatus]:
+    """The batch's documents whose live version is not this batch's: newer, or deleted."""
+    names = [e.name for e in manifest.documents]
+    with engine.connect() as connection:
+        live = live_versions(connection, names)
+        forgotten = forgotten_names(connection, manifest.batch_id)
+    found = {}
+    for name in names:
+        version = live.get(name)
+        if name in forgotten:
+            found[name] = DocumentStatus(name=name, status="deleted", reason=_deleted(version))
+        elif version is not None and version.batch_id != manifest.batch_id:
+            reason = f"a newer version, submitted in batch {version.batch_id}, is the live one"
+            found[name] = DocumentStatus(name=name, status="superseded", reason=reason)
+    return found
+
+
+def _deleted(version: Version | None) -> str:
+    if version is not None and version.deleted:
+        return f"deleted by {version.batch_id}"
+    return "deleted, then submitted again in a later batch"

@@ -15,6 +15,8 @@ from enum import StrEnum
 
 from pydantic import Field
 
+from knowledge_assets.pipeline.cost import BatchCost
+from knowledge_assets.pipeline.inputs import InputChange
 from knowledge_assets.pipeline.models import Frozen
 from knowledge_assets.pipeline.progress import STAGES
 
@@ -168,7 +170,11 @@ class StageProgress(Frozen):
 
 
 class DocumentStatus(Frozen):
-    """One submitted document: ``accepted``, ``refused`` or ``quarantined``, with the reason."""
+    """One submitted document and what became of it, with the reason.
+
+    ``accepted``, ``refused`` or ``quarantined``; ``superseded`` when a newer version of it
+    (another batch's) is the live one, ``deleted`` when a deletion forgot it.
+    """
 
     name: str
     status: str
@@ -181,7 +187,9 @@ class BatchStatus(Frozen):
     ``source`` and ``submitted_at`` come from the batch's record (its first submission);
     ``started_at`` and ``finished_at`` from Dagster's run records (the first run's start, the end
     of the run that completed the batch, or of the latest run of a failed one);
-    ``duration_s`` is from submission (or start) to finish.
+    ``duration_s`` is from submission (or start) to finish. ``cost`` is what its latest
+    materializations recorded; ``inputs`` the input fingerprints its graph was last made under,
+    and ``stale`` each of them that differs from the configured one (empty: up to date).
     """
 
     batch_id: str
@@ -198,6 +206,9 @@ class BatchStatus(Frozen):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     duration_s: float | None = None
+    cost: BatchCost = Field(default_factory=BatchCost)
+    inputs: dict[str, str] = Field(default_factory=dict)
+    stale: dict[str, InputChange] = Field(default_factory=dict)
 
     @property
     def resumable(self) -> bool:

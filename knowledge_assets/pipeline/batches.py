@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -30,11 +30,17 @@ Source = Literal["cli", "inbox", "api", "python"]
 
 
 class ManifestEntry(Frozen):
-    """One submitted document: its name and the SHA-256 of its raw bytes."""
+    """One submitted document: its name and the SHA-256 of its raw bytes.
+
+    ``document_id`` and ``sha256`` (of the decoded text) identify the version it submits;
+    manifests staged before versions existed have neither (they are computed when needed).
+    """
 
     name: str
     blob: str
     size: int
+    document_id: str | None = None
+    sha256: str | None = None
 
 
 class BatchManifest(Frozen):
@@ -96,7 +102,13 @@ class BatchStorage:
         documents = [document for _, document in accepted]
         batch = Batch.create(documents, refusals, ontology_hash, extractor)
         entries = [
-            ManifestEntry(name=d.name, blob=self.put_blob(item.data), size=len(item.data))
+            ManifestEntry(
+                name=d.name,
+                blob=self.put_blob(item.data),
+                size=len(item.data),
+                document_id=d.id,
+                sha256=d.sha256,
+            )
             for item, d in accepted
         ]
         manifest = BatchManifest(
@@ -139,9 +151,16 @@ class BatchStorage:
             raise UnknownBatchError(batch_id)
         return BatchManifest.model_validate_json(path.read_bytes())
 
-    def inputs(self, manifest: BatchManifest) -> list[DocumentInput]:
-        """The batch's documents as submitted, read back from blob storage."""
-        return [DocumentInput(name=e.name, data=self.read_blob(e.blob)) for e in manifest.documents]
+    def inputs(self, manifest: BatchManifest, without: Collection[str] = ()) -> list[DocumentInput]:
+        """The batch's documents as submitted, read back from blob storage.
+
+        ``without`` names documents to leave out (deleted ones, whose bytes are forgotten).
+        """
+        return [
+            DocumentInput(name=e.name, data=self.read_blob(e.blob))
+            for e in manifest.documents
+            if e.name not in without
+        ]
 
     def batch_ids_newest_first(self) -> list[str]:
         """Every staged batch, most recently staged first."""
@@ -157,6 +176,23 @@ class BatchStorage:
         if not BATCH_ID.match(batch_id):
             raise UnknownBatchError(batch_id)
         return self.root / "batches" / f"{batch_id}.json"
+
+    def forget_blob(self, digest: str) -> bool:
+        """Delete a stored document's bytes; whether they were there."""
+        try:
+            self._blob_path(digest).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def manifests(self) -> Iterator[BatchManifest]:
+        """Every staged batch's manifest (in no particular order)."""
+        folder = self.root / "batches"
+        if not folder.is_dir():
+            return
+        for path in folder.glob("*.json"):
+            if BATCH_ID.match(path.stem):
+                yield BatchManifest.model_validate_json(path.read_bytes())
 
     def _blob_path(self, digest: str) -> Path:
         if not re.fullmatch(r"[0-9a-f]{64}", digest):

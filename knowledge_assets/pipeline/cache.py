@@ -1,8 +1,15 @@
-"""Per-chunk, content-addressed extraction cache: the checkpoint finer than a step."""
+"""Per-chunk, content-addressed extraction cache: the checkpoint finer than a step.
+
+What is cached is what the extractor's costly step produced: a finished extraction for the
+LLM, the model's raw output for the offline extractor (``MappingExtractor``), whose mapping onto
+the ontology is recomputed every time. Each row keeps its chunk's hash, so the rows a deleted
+document alone used can be found and forgotten.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -13,10 +20,22 @@ from sqlalchemy.dialects.postgresql import insert
 
 from knowledge_assets.db.tables import extraction_attempts, extraction_cache
 from knowledge_assets.failpoints import failpoint
-from knowledge_assets.pipeline.extractors.base import CheckpointingExtractor, Extractor
-from knowledge_assets.pipeline.models import Chunk, ChunkExtraction, ChunkResult, ExtractorInfo
+from knowledge_assets.pipeline.extractors.base import (
+    CheckpointingExtractor,
+    Extractor,
+    MappingExtractor,
+    RawOutput,
+    cache_identity,
+)
+from knowledge_assets.pipeline.models import (
+    Chunk,
+    ChunkExtraction,
+    ChunkResult,
+    ExtractorInfo,
+)
 
-CacheRow = tuple[Chunk, ExtractorInfo, ChunkExtraction]
+CacheRow = tuple[Chunk, ExtractorInfo, str]
+"""A chunk, the identity its result is cached under, and the result's JSON."""
 
 
 def cache_key(chunk: Chunk, info: ExtractorInfo) -> str:
@@ -50,18 +69,41 @@ class ExtractionCache:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, ChunkExtraction]:
-        """Cached extractions for the keys that have one."""
-        wanted = sorted(set(keys))
-        found: dict[str, ChunkExtraction] = {}
+    def get_many(self, keys: Iterable[str]) -> dict[str, RawOutput]:
+        """Cached results (their JSON) for the keys that have one."""
         with self.engine.connect() as connection:
-            for start in range(0, len(wanted), 5000):
-                query = sa.select(extraction_cache.c.key, extraction_cache.c.result).where(
-                    extraction_cache.c.key.in_(wanted[start : start + 5000])
-                )
-                for key, result in connection.execute(query):
-                    found[key] = ChunkExtraction.model_validate(result)
+            return self.read_many(connection, keys)
+
+    @staticmethod
+    def read_many(connection: sa.Connection, keys: Iterable[str]) -> dict[str, RawOutput]:
+        """``get_many`` on the caller's connection (inside its transaction)."""
+        wanted = sorted(set(keys))
+        found: dict[str, RawOutput] = {}
+        for start in range(0, len(wanted), 5000):
+            query = sa.select(extraction_cache.c.key, extraction_cache.c.result).where(
+                extraction_cache.c.key.in_(wanted[start : start + 5000])
+            )
+            for key, result in connection.execute(query):
+                found[key] = result
         return found
+
+    @staticmethod
+    def forget(connection: sa.Connection, chunk_hashes: Iterable[str]) -> int:
+        """Delete every cached result and attempt of these chunks, under any extractor.
+
+        Returns the number of cached results deleted.
+        """
+        wanted = sorted(set(chunk_hashes))
+        deleted = 0
+        for start in range(0, len(wanted), 5000):
+            part = wanted[start : start + 5000]
+            deleted += connection.execute(
+                sa.delete(extraction_cache).where(extraction_cache.c.chunk_sha256.in_(part))
+            ).rowcount
+            connection.execute(
+                sa.delete(extraction_attempts).where(extraction_attempts.c.chunk_sha256.in_(part))
+            )
+        return deleted
 
     def put_many(self, rows: Sequence[CacheRow]) -> None:
         """Store extractions; an existing key is left as it is. The keys' attempts are cleared."""
@@ -88,12 +130,14 @@ class ExtractionCache:
                     found[key] = Attempts(count, error)
         return found
 
-    def begin_attempt(self, keys: Sequence[str]) -> None:
-        """Count one more attempt for each key, before its chunk goes to the extractor."""
+    def begin_attempt(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Count one more attempt for each ``(key, chunk hash)``, before the chunk is sent."""
         if not keys:
             return
         unique = sorted(set(keys))  # identical chunks share a key; one row may change only once
-        statement = insert(extraction_attempts).values([{"key": k, "attempts": 1} for k in unique])
+        statement = insert(extraction_attempts).values(
+            [{"key": k, "attempts": 1, "chunk_sha256": sha} for k, sha in unique]
+        )
         statement = statement.on_conflict_do_update(
             index_elements=[extraction_attempts.c.key],
             set_={"attempts": extraction_attempts.c.attempts + 1, "updated_at": sa.func.now()},
@@ -160,7 +204,7 @@ def _store_params(rows: Sequence[CacheRow]) -> dict[str, list[str]]:
         "versions": [info.version for _, info, _ in rows],
         "config_hashes": [info.config_hash for _, info, _ in rows],
         "chunk_hashes": [chunk.sha256 for chunk, _, _ in rows],
-        "results": [extraction.model_dump_json() for _, _, extraction in rows],
+        "results": [payload for _, _, payload in rows],
     }
 
 
@@ -174,12 +218,13 @@ class Attempts:
 
 @dataclass
 class ExtractionStats:
-    """How a batch's chunks were served."""
+    """How a batch's chunks were served, and the seconds spent waiting for the extractor."""
 
     chunks: int = 0
     cache_hits: int = 0
     extractor_calls: int = 0
     failures: int = 0
+    extractor_seconds: float = 0.0
 
 
 class GroupCommit:
@@ -271,7 +316,7 @@ class CachedExtraction:
 
     def run(self, chunks: Sequence[Chunk]) -> Iterator[ChunkResult]:
         """Yield one result per chunk: cached ones first, then fresh ones as they complete."""
-        info = self.extractor.info
+        info = cache_identity(self.extractor)
         self.stats.chunks += len(chunks)
         cached = self.cache.get_many(cache_key(c, info) for c in chunks)
         misses: list[Chunk] = []
@@ -281,8 +326,13 @@ class CachedExtraction:
                 misses.append(chunk)
                 continue
             self.stats.cache_hits += 1
-            yield ChunkResult(chunk_id=chunk.id, extraction=hit, from_cache=True)
+            yield ChunkResult(chunk_id=chunk.id, extraction=self._read(chunk, hit), from_cache=True)
         yield from self._extract(misses, info)
+
+    def _read(self, chunk: Chunk, payload: RawOutput) -> ChunkExtraction:
+        if isinstance(self.extractor, MappingExtractor):
+            return self.extractor.map_raw(chunk, payload)
+        return ChunkExtraction.model_validate(payload)
 
     def _extract(self, misses: list[Chunk], info: ExtractorInfo) -> Iterator[ChunkResult]:
         if not misses:
@@ -297,7 +347,7 @@ class CachedExtraction:
             results = self._streamed(self.extractor, suspects, fresh, info, by_id)
         else:
             results = self._grouped([*suspects, *fresh], info, by_id)
-        for result in results:
+        for result in _timed(results, self.stats):
             self.stats.extractor_calls += 1
             if result.extraction is None:
                 self.stats.failures += 1
@@ -330,16 +380,16 @@ class CachedExtraction:
     def _grouped(
         self, groups: list[list[Chunk]], info: ExtractorInfo, by_id: dict[str, Chunk]
     ) -> Iterator[ChunkResult]:
-        """One group at a time through ``extract``; successes flushed here, amortised."""
+        """One group at a time through the extractor; successes flushed here, amortised."""
         pending: list[CacheRow] = []
         last_flush = time.monotonic()
         try:
             for group in groups:
                 keys = self._begin(group, info)
                 try:
-                    for result in self.extractor.extract(group):
-                        if result.extraction is not None:
-                            pending.append((by_id[result.chunk_id], info, result.extraction))
+                    for result, payload in self._results(group):
+                        if payload is not None:
+                            pending.append((by_id[result.chunk_id], info, payload))
                         if self._flush_due(pending, last_flush):
                             self.cache.put_many(pending)
                             pending, last_flush = [], time.monotonic()
@@ -349,6 +399,23 @@ class CachedExtraction:
                     raise
         finally:
             self.cache.put_many(pending)
+
+    def _results(self, group: list[Chunk]) -> Iterator[tuple[ChunkResult, str | None]]:
+        """Each chunk's result and the JSON to cache for it (None for a failure)."""
+        extractor = self.extractor
+        if isinstance(extractor, MappingExtractor):
+            by_id = {c.id: c for c in group}
+            for raw in extractor.extract_raw(group):
+                if raw.raw is None:
+                    yield ChunkResult(chunk_id=raw.chunk_id, error=raw.error, usage=raw.usage), None
+                    continue
+                extraction = extractor.map_raw(by_id[raw.chunk_id], raw.raw)
+                result = ChunkResult(chunk_id=raw.chunk_id, extraction=extraction, usage=raw.usage)
+                yield result, json.dumps(raw.raw, ensure_ascii=False, separators=(",", ":"))
+            return
+        for result in extractor.extract(group):
+            payload = result.extraction.model_dump_json() if result.extraction else None
+            yield result, payload
 
     def _streamed(
         self,
@@ -369,7 +436,7 @@ class CachedExtraction:
 
         def checkpoint(result: ChunkResult) -> None:
             if result.extraction is not None:
-                commit.put((by_id[result.chunk_id], info, result.extraction))
+                commit.put((by_id[result.chunk_id], info, result.extraction.model_dump_json()))
 
         try:
             for groups in [*([group] for group in suspects), fresh]:
@@ -407,7 +474,7 @@ class CachedExtraction:
     def _begin(self, group: list[Chunk], info: ExtractorInfo) -> list[str]:
         """Count an attempt for each chunk of ``group``, before any of them is sent."""
         keys = [cache_key(c, info) for c in group]
-        self.cache.begin_attempt(keys)
+        self.cache.begin_attempt([(cache_key(c, info), c.sha256) for c in group])
         for chunk in group:
             failpoint(f"poison.{chunk.sha256[:16]}")  # a chunk that crashes every attempt
         return keys
@@ -415,6 +482,16 @@ class CachedExtraction:
     def _flush_due(self, pending: Sequence[object], last_flush: float) -> bool:
         due = time.monotonic() - last_flush >= self.flush_seconds
         return len(pending) >= self.flush_every or bool(pending and due)
+
+
+def _timed(results: Iterator[ChunkResult], stats: ExtractionStats) -> Iterator[ChunkResult]:
+    """``results``, adding the seconds spent producing them (not consuming them) to ``stats``."""
+    began = time.perf_counter()
+    for result in results:
+        stats.extractor_seconds += time.perf_counter() - began
+        yield result
+        began = time.perf_counter()
+    stats.extractor_seconds += time.perf_counter() - began
 
 
 def _split(chunks: list[Chunk], size: int) -> Iterator[list[Chunk]]:

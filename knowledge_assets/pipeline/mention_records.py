@@ -7,15 +7,21 @@ what the pipeline and the ``canonical_entities`` asset would give for those ment
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from knowledge_assets.db import tables as t
+from knowledge_assets.pipeline.lifecycle.apply import Recompute
+from knowledge_assets.pipeline.lifecycle.content import BatchContent
 from knowledge_assets.pipeline.models import (
+    Chunk,
+    ChunkExtraction,
     Document,
     Entity,
     Evidence,
+    ExtractorInfo,
     Mention,
     ValidatedGraph,
     sha256_text,
@@ -87,9 +93,10 @@ def ingest_batch(
 
 
 def _mention(record: MentionRecord, batch_id: str) -> Mention:
+    document_id = _document_id(batch_id, record.doc_id)
     evidence = Evidence(
-        document_id=record.doc_id,
-        chunk_id=record.doc_id,
+        document_id=document_id,
+        chunk_id=document_id,
         start=record.start,
         end=record.end,
         batch_id=batch_id,
@@ -98,14 +105,23 @@ def _mention(record: MentionRecord, batch_id: str) -> Mention:
     )
     return Mention(
         id=record.id,
-        document_id=record.doc_id,
-        chunk_id=record.doc_id,
+        document_id=document_id,
+        chunk_id=document_id,
         start=record.start,
         end=record.end,
         text=record.text,
         label=record.type,
         evidence=evidence,
     )
+
+
+def _document_id(batch_id: str, doc_id: str) -> str:
+    """The id (and name) of a records document inside one batch.
+
+    Documents are known only by the records' ``doc_id`` and may recur in several batches: each
+    batch holds its own, so no batch's records are a newer version of another's.
+    """
+    return f"{batch_id}/{doc_id}"
 
 
 def _ingest(
@@ -115,16 +131,49 @@ def _ingest(
     entities: Sequence[Entity],
     mentions: Sequence[Mention],
 ) -> None:
-    """Store the batch as the pipeline would; documents are known only by id, without text."""
-    documents = [
-        Document(id=doc_id, name=doc_id, text="", sha256=sha256_text(""))
-        for doc_id in sorted({r.doc_id for r in records})
-    ]
+    """Store the batch as the pipeline would; documents are known only by id, without text.
+
+    A record given in an earlier batch too is stored once, with the earlier batch.
+    """
+    names = sorted({_document_id(batch_id, r.doc_id) for r in records})
+    documents = tuple(
+        Document(id=name, name=name, text="", sha256=sha256_text("")) for name in names
+    )
+    with engine.connect() as connection:
+        stored = set(
+            connection.execute(
+                sa.select(t.mentions.c.id).where(
+                    t.mentions.c.id.in_([m.id for m in mentions]),
+                    t.mentions.c.batch_id != batch_id,
+                )
+            ).scalars()
+        )
     graph = ValidatedGraph(
         batch_id=batch_id,
         entities=tuple(entities),
-        mentions=tuple(mentions),
+        mentions=tuple(m for m in mentions if m.id not in stored),
         relations=(),
         quarantined=(),
     )
-    GraphStore(engine).ingest(batch_id, documents, graph)
+    records_info = ExtractorInfo(name="records", version="1", config_hash="")
+    content = BatchContent(
+        batch_id=batch_id,
+        documents=documents,
+        extractor=records_info,
+        cache_extractor=records_info,
+    )
+    GraphStore(engine).ingest(content, graph, _NO_RECOMPUTE)
+
+
+def _no_reader(identity: ExtractorInfo) -> Callable[[Chunk, object], ChunkExtraction]:
+    raise AssertionError("record batches are never rebuilt")
+
+
+class _NoBuilder:
+    """Record batches are never rebuilt: each holds its own documents, never displaced."""
+
+    def build(self, content: BatchContent) -> ValidatedGraph:
+        raise AssertionError("record batches are never rebuilt")
+
+
+_NO_RECOMPUTE = Recompute(builder=_NoBuilder(), reader=_no_reader, rechunk=lambda documents: [])

@@ -151,6 +151,20 @@ class ExtractorInfo(Frozen):
     config_hash: str = Field(description="Hash of ontology, prompt and options that shape output.")
 
 
+class Usage(Frozen):
+    """What extracting one chunk cost: requests sent, tokens the endpoint counted, seconds.
+
+    Tokens come from the endpoint's ``usage`` field (0 when it sends none, and for a model run
+    in this process); ``seconds`` is the time the requests took, or None where a model works on
+    many chunks at once and one chunk's share is not measured.
+    """
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float | None = None
+
+
 class ChunkResult(Frozen):
     """One chunk's outcome: an extraction or the reason it failed (failures are never cached)."""
 
@@ -161,6 +175,7 @@ class ChunkResult(Frozen):
     poisoned: bool = Field(
         default=False, description="Failed on every attempt: its document is quarantined."
     )
+    usage: Usage | None = Field(default=None, description="None when served from the cache.")
 
 
 class Evidence(Frozen):

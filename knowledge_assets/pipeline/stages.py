@@ -8,10 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import rdflib
+from pydantic import Field
 
 from knowledge_assets.pipeline.cache import CachedExtraction
 from knowledge_assets.pipeline.chunking import chunk_documents
 from knowledge_assets.pipeline.documents import prepare_documents
+from knowledge_assets.pipeline.extractors.base import cache_identity
+from knowledge_assets.pipeline.extractors.factory import payload_reader
+from knowledge_assets.pipeline.lifecycle.apply import IngestOutcome, Recompute
+from knowledge_assets.pipeline.lifecycle.content import BatchContent
 from knowledge_assets.pipeline.models import (
     Chunk,
     ChunkResult,
@@ -33,7 +38,7 @@ from knowledge_assets.pipeline.models import (
 from knowledge_assets.pipeline.ontology import Ontology
 from knowledge_assets.pipeline.resolution.in_batch import resolve_entities
 from knowledge_assets.pipeline.resolution.propagation import propagate_mentions
-from knowledge_assets.pipeline.store import Fence, GraphStore, IngestReport
+from knowledge_assets.pipeline.store import Fence, GraphStore
 from knowledge_assets.pipeline.validation import validate_graph
 
 ProgressCallback = Callable[[int, int], None]
@@ -53,23 +58,37 @@ class ChunkSet(Frozen):
 
 
 class Extractions(Frozen):
-    """One result per chunk plus how they were served (cache hits vs extractor calls)."""
+    """One result per chunk plus how they were served (cache hits vs extractor calls).
+
+    ``cache_extractor`` is the identity the results are cached under (``None`` in values
+    stored before it was recorded: the extractor's own), ``extractor_seconds`` the time spent
+    waiting for the extractor.
+    """
 
     extractor: ExtractorInfo
     results: tuple[ChunkResult, ...]
     cache_hits: int = 0
     extractor_calls: int = 0
     failures: int = 0
+    cache_extractor: ExtractorInfo | None = None
+    extractor_seconds: float = 0.0
 
 
 class IngestSummary(Frozen):
-    """What ingestion wrote (zero rows on a re-run of the same batch)."""
+    """What ingestion changed (zero rows on a re-run of the same batch).
+
+    ``superseded`` are the batch's documents a newer version overrides (not ingested);
+    ``displaced`` the documents this batch took over from older batches, by batch.
+    """
 
     batch_id: str
     inserted: dict[str, int]
     entities: int
     relations: int
     quarantined: int
+    retracted: dict[str, int] = Field(default_factory=dict)
+    superseded: tuple[str, ...] = ()
+    displaced: dict[str, list[str]] = Field(default_factory=dict)
 
 
 def prepare(
@@ -110,6 +129,8 @@ def extract(
         cache_hits=stats.cache_hits,
         extractor_calls=stats.extractor_calls,
         failures=stats.failures,
+        cache_extractor=cache_identity(extraction.extractor),
+        extractor_seconds=round(stats.extractor_seconds, 6),
     )
 
 
@@ -165,13 +186,67 @@ def validate(
 
 def ingest(
     store: GraphStore,
-    batch_id: str,
-    prepared: PreparedDocuments,
+    content: BatchContent,
     graph: ValidatedGraph,
+    recompute: Recompute,
     fence: Fence | None = None,
-) -> IngestReport:
-    """Idempotent upsert into the graph store, committed only if ``fence`` allows it."""
-    return store.ingest(batch_id, prepared.documents, graph, fence)
+) -> IngestOutcome:
+    """Apply the batch's live documents to the graph, committed only if ``fence`` allows it.
+
+    Idempotent: the same batch applied again changes nothing.
+    """
+    return store.ingest(content, graph, recompute, fence)
+
+
+def content_of(
+    batch_id: str, prepared: PreparedDocuments, chunks: ChunkSet, extractions: Extractions
+) -> BatchContent:
+    """The batch's content as the stages produced it."""
+    return BatchContent(
+        batch_id=batch_id,
+        documents=prepared.documents,
+        rejections=prepared.rejections,
+        chunks=chunks.chunks,
+        results=extractions.results,
+        extractor=extractions.extractor,
+        cache_extractor=extractions.cache_extractor or extractions.extractor,
+    )
+
+
+class StageGraphBuilder:
+    """Resolution then validation of a batch's content: the stages ``resolve`` and ``validate``."""
+
+    def __init__(
+        self, ontology: Ontology, shapes: rdflib.Graph | None, *, threshold: float
+    ) -> None:
+        self.ontology = ontology
+        self.shapes = shapes
+        self.threshold = threshold
+
+    def build(self, content: BatchContent) -> ValidatedGraph:
+        """The validated graph of exactly the content's documents."""
+        prepared = PreparedDocuments(documents=content.documents, rejections=content.rejections)
+        extractions = Extractions(extractor=content.extractor, results=content.results)
+        resolved = resolve(
+            content.batch_id,
+            prepared,
+            ChunkSet(chunks=content.chunks),
+            extractions,
+            self.ontology,
+            threshold=self.threshold,
+        )
+        return validate(resolved, self.ontology, self.shapes)
+
+
+def recompute(
+    ontology: Ontology, shapes: rdflib.Graph | None, *, threshold: float, max_chars: int
+) -> Recompute:
+    """How batches are resolved again from the graph store under this configuration."""
+    return Recompute(
+        builder=StageGraphBuilder(ontology, shapes, threshold=threshold),
+        reader=lambda identity: payload_reader(identity, ontology),
+        rechunk=lambda documents: chunk_documents(list(documents), max_chars=max_chars),
+    )
 
 
 PlacedRelation = tuple[str, str, str | None, str | None, Evidence]
@@ -359,10 +434,13 @@ __all__ = [
     "ChunkSet",
     "Extractions",
     "PreparedDocuments",
+    "StageGraphBuilder",
     "chunk",
+    "content_of",
     "extract",
     "ingest",
     "prepare",
+    "recompute",
     "resolve",
     "validate",
 ]

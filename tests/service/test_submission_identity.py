@@ -155,8 +155,6 @@ def test_a_good_file_alone_and_with_bad_ones_are_two_unchanging_batches(
     good = {"good.txt": b"Alan Turing studied at King's College, Cambridge."}
     with_bad = upload(bare, {**good, **BAD}).json()["batch_id"]
     first = httpx.get(f"{bare.url}/batches/{with_bad}", headers=auth()).json()
-    alone = upload(bare, good).json()["batch_id"]
-    assert alone != with_bad
     record = (settings.storage_dir / "batches" / f"{with_bad}.json").read_bytes()
     assert upload(bare, {**good, **BAD}).json()["batch_id"] == with_bad
     assert (settings.storage_dir / "batches" / f"{with_bad}.json").read_bytes() == record
@@ -164,8 +162,19 @@ def test_a_good_file_alone_and_with_bad_ones_are_two_unchanging_batches(
     assert again["documents"] == first["documents"]
     statuses = {d["name"]: d["status"] for d in again["documents"]}
     assert statuses == {"good.txt": "accepted", **{name: "refused" for name in BAD}}
+
+    alone = upload(bare, good).json()["batch_id"]
+    assert alone != with_bad
+    assert (settings.storage_dir / "batches" / f"{with_bad}.json").read_bytes() == record
     single = httpx.get(f"{bare.url}/batches/{alone}", headers=auth()).json()
     assert [(d["name"], d["status"]) for d in single["documents"]] == [("good.txt", "accepted")]
+    # good.txt alone is a newer version of it (docs/lifecycle.md): the first batch's record is
+    # unchanged, and its copy of good.txt is now superseded by the newer batch's.
+    later = httpx.get(f"{bare.url}/batches/{with_bad}", headers=auth()).json()
+    statuses = {d["name"]: d["status"] for d in later["documents"]}
+    assert statuses == {"good.txt": "superseded", **{name: "refused" for name in BAD}}
+    (kept,) = [d for d in later["documents"] if d["name"] == "good.txt"]
+    assert alone in kept["reason"]
 
 
 def test_the_cli_exits_2_with_every_reason_when_all_are_refused(

@@ -1,10 +1,14 @@
 """The per-batch assets, one per pipeline stage, each partitioned by batch id.
 
 Each asset is a thin wrapper around a stage function of ``pipeline/stages.py`` (the direct
-pipeline calls the same functions) and reports its ``StageCounts`` as metadata.
+pipeline calls the same functions) and reports its ``StageCounts`` as metadata, with its
+seconds, plus the fingerprints of the inputs it ran under (``PipelineInputs``): the stale list
+compares those with the configured ones. The same fingerprint is each output's data version,
+which the UI shows per partition.
 """
 
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +28,8 @@ from knowledge_assets.failpoints import failpoint
 from knowledge_assets.instance.fencing import RunFence
 from knowledge_assets.pipeline import stages
 from knowledge_assets.pipeline.cache import CachedExtraction, ExtractionCache
+from knowledge_assets.pipeline.cost import COST_BY_DOCUMENT, document_costs
+from knowledge_assets.pipeline.lifecycle.versions import forgotten_names
 from knowledge_assets.pipeline.models import ResolvedGraph, ValidatedGraph
 from knowledge_assets.pipeline.progress import StageCounts, format_progress
 
@@ -36,14 +42,36 @@ _COMMON: dict[str, Any] = {
 PROGRESS_EVERY_S = 1.0
 
 
+def _output(
+    value: Any, knowledge: KnowledgeResource, counts: StageCounts, **extra: Any
+) -> dg.Output:
+    """The stage's value with its counts, extra metadata and the inputs it ran under."""
+    inputs = knowledge.inputs()
+    # ``data_version`` is marked beta in dagster 1.13 (pinned); it is what shows each
+    # partition's inputs in the UI, so its warning is silenced here rather than in every run log.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.Output(
+            value,
+            metadata={**counts.metadata(), **extra, **inputs.metadata()},
+            data_version=dg.DataVersion(inputs.fingerprint),
+        )
+
+
 @dg.asset(kinds={"python"}, **_COMMON)
 def documents(context: dg.AssetExecutionContext, knowledge: KnowledgeResource) -> dg.Output:
-    """The batch's accepted documents (one row = one decoded document) and the refused ones."""
+    """The batch's accepted documents (one row = one decoded document) and the refused ones.
+
+    Documents a deletion forgot are left out: their bytes are gone, and must stay gone.
+    """
+    began = time.perf_counter()
     failpoint("documents.start")
     storage = knowledge.batches()
     manifest = storage.manifest(context.partition_key)
+    with knowledge.engine().connect() as connection:
+        deleted = forgotten_names(connection, context.partition_key)
     prepared = stages.prepare(
-        storage.inputs(manifest),
+        storage.inputs(manifest, without=deleted),
         max_bytes=knowledge.settings().max_document_bytes,
         refused=manifest.rejections,
     )
@@ -51,25 +79,36 @@ def documents(context: dg.AssetExecutionContext, knowledge: KnowledgeResource) -
     counts = StageCounts(
         documents=len(prepared.documents),
         rejected=len(prepared.rejections),
+        documents_deleted=len(deleted & {e.name for e in manifest.documents}),
         characters=sum(len(d.text) for d in prepared.documents),
     )
-    return dg.Output(prepared, metadata=counts.metadata())
+    return _output(prepared, knowledge, counts.timed(began))
 
 
 @dg.asset(kinds={"python"}, **_COMMON)
 def chunks(knowledge: KnowledgeResource, documents: stages.PreparedDocuments) -> dg.Output:
     """Sentence-aligned chunks (one row = one chunk with exact offsets into its document)."""
+    began = time.perf_counter()
     failpoint("chunks.start")
     chunk_set = stages.chunk(documents, max_chars=knowledge.settings().chunk_max_chars)
     failpoint("chunks.end")
-    return dg.Output(chunk_set, metadata=StageCounts(chunks=len(chunk_set.chunks)).metadata())
+    counts = StageCounts(chunks=len(chunk_set.chunks))
+    return _output(chunk_set, knowledge, counts.timed(began))
 
 
 @dg.asset(kinds={"python", "postgres"}, **_COMMON)
 def extractions(
-    context: dg.AssetExecutionContext, knowledge: KnowledgeResource, chunks: stages.ChunkSet
+    context: dg.AssetExecutionContext,
+    knowledge: KnowledgeResource,
+    documents: stages.PreparedDocuments,
+    chunks: stages.ChunkSet,
 ) -> dg.Output:
-    """Mentions and relations per chunk, served from the per-chunk cache or the extractor."""
+    """Mentions and relations per chunk, served from the per-chunk cache or the extractor.
+
+    Its metadata says what extracting cost, for the batch and (``cost_by_document``) for each
+    document: chunks sent to the extractor, cache hits, tokens, seconds.
+    """
+    began = time.perf_counter()
     failpoint("extractions.start")
     extraction = CachedExtraction(ExtractionCache(knowledge.engine()), knowledge.extractor())
     last = [0.0]
@@ -85,16 +124,26 @@ def extractions(
 
     result = stages.extract(chunks, extraction, progress)
     failpoint("extractions.end")
+    costs = document_costs(
+        documents.documents, chunks.chunks, result.results, result.extractor_seconds
+    )
     counts = StageCounts(
         chunks=len(result.results),
         extractor_calls=result.extractor_calls,
         cache_hits=result.cache_hits,
         failed_chunks=result.failures,
+        prompt_tokens=sum(c.prompt_tokens for c in costs),
+        completion_tokens=sum(c.completion_tokens for c in costs),
         mentions=sum(len(r.extraction.mentions) for r in result.results if r.extraction),
         relations=sum(len(r.extraction.relations) for r in result.results if r.extraction),
     )
-    extractor = f"{result.extractor.name} {result.extractor.version}"
-    return dg.Output(result, metadata={**counts.metadata(), "extractor": extractor})
+    return _output(
+        result,
+        knowledge,
+        counts.timed(began),
+        extractor=f"{result.extractor.name} {result.extractor.version}",
+        **{COST_BY_DOCUMENT: dg.MetadataValue.json([c.model_dump() for c in costs])},
+    )
 
 
 @dg.asset(
@@ -110,6 +159,7 @@ def resolved_entities(
     extractions: stages.Extractions,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Entities of the batch after in-batch resolution (one row = one entity with its mentions)."""
+    began = time.perf_counter()
     failpoint("resolved_entities.start")
     graph = stages.resolve(
         context.partition_key,
@@ -126,7 +176,7 @@ def resolved_entities(
         relations=len(graph.relations),
         quarantined=len(graph.quarantined),
     )
-    yield dg.Output(graph, metadata=counts.metadata())
+    yield _output(graph, knowledge, counts.timed(began))
     yield span_check(documents, graph)
 
 
@@ -142,6 +192,7 @@ def validated_graph(
     knowledge: KnowledgeResource, resolved_entities: ResolvedGraph
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Facts that passed the ontology's SHACL shapes; the rest quarantined with the reason."""
+    began = time.perf_counter()
     failpoint("validated_graph.start")
     graph = stages.validate(resolved_entities, knowledge.ontology(), knowledge.shapes())
     failpoint("validated_graph.end")
@@ -151,7 +202,7 @@ def validated_graph(
         violations=graph.violations,
         quarantined=len(graph.quarantined),
     )
-    yield dg.Output(graph, metadata=counts.metadata())
+    yield _output(graph, knowledge, counts.timed(began))
     yield violation_check(graph)
     yield quarantine_check(graph)
 
@@ -161,25 +212,44 @@ def ingested_graph(
     context: dg.AssetExecutionContext,
     knowledge: KnowledgeResource,
     documents: stages.PreparedDocuments,
+    chunks: stages.ChunkSet,
+    extractions: stages.Extractions,
     validated_graph: ValidatedGraph,
 ) -> dg.Output:
-    """The batch upserted into the graph store (rows gained per table; zero on a re-run)."""
+    """The batch's live documents applied to the graph store (rows changed; none on a re-run).
+
+    A document a newer version overrides is left out (``documents_superseded``); one this batch
+    brings a newer version of leaves the batch that held it, which is resolved again without it.
+    """
+    began = time.perf_counter()
     failpoint("ingested_graph.start")
     fence = RunFence(context.instance, context.run_id, context.partition_key)
-    report = stages.ingest(
-        knowledge.store(), context.partition_key, documents, validated_graph, fence
+    content = stages.content_of(context.partition_key, documents, chunks, extractions)
+    outcome = stages.ingest(
+        knowledge.store(), content, validated_graph, knowledge.recompute(), fence
     )
     failpoint("ingested_graph.end")
+    changes = outcome.changes
     summary = stages.IngestSummary(
         batch_id=context.partition_key,
-        inserted=report.inserted,
+        inserted=dict(changes.added),
+        retracted=dict(changes.removed),
         entities=len(validated_graph.entities),
         relations=len(validated_graph.relations),
         quarantined=len(validated_graph.quarantined),
+        superseded=tuple(outcome.superseded),
+        displaced=outcome.displaced,
     )
-    new_rows = {f"new_{table}": rows for table, rows in report.inserted.items()}
-    counts = StageCounts(rows_inserted=report.total)
-    return dg.Output(summary, metadata={**counts.metadata(), **new_rows})
+    counts = StageCounts(
+        rows_inserted=changes.total_added,
+        rows_retracted=changes.total_removed,
+        documents_superseded=len(outcome.superseded),
+    )
+    per_table = {
+        **{f"new_{table}": rows for table, rows in changes.added.items()},
+        **{f"retracted_{table}": rows for table, rows in changes.removed.items()},
+    }
+    return _output(summary, knowledge, counts.timed(began), **per_table)
 
 
 # In the order of the pipeline's STAGES (tests/test_definitions.py checks it).

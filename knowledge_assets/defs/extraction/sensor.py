@@ -10,6 +10,7 @@ from knowledge_assets.defs.extraction.partitions import BATCHES
 from knowledge_assets.defs.resources import KnowledgeResource
 from knowledge_assets.pipeline.extractors.factory import extractor_info
 from knowledge_assets.pipeline.inbox import Inbox
+from knowledge_assets.pipeline.lifecycle.versions import register_manifest
 
 
 @dg.sensor(
@@ -43,6 +44,9 @@ def inbox_sensor(
         context.log.error(f"inbox file refused ({rejection.code}): {rejection.reason}")
     if scan.manifest is None:
         return dg.SensorResult(cursor=json.dumps({}), skip_reason=_skip(scan.rejected))
+    with knowledge.engine().begin() as connection:
+        # Submitted now: the batch's documents take their place in the order of versions.
+        register_manifest(connection, scan.manifest, knowledge.batches())
     batch_id = scan.manifest.batch_id
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=batch_id, partition_key=batch_id)],

@@ -1,12 +1,14 @@
 """Cross-batch resolution: one unpartitioned asset over every ingested batch."""
 
+import time
+
 import dagster as dg
 import sqlalchemy as sa
 
 from knowledge_assets.db import tables as t
 from knowledge_assets.defs.extraction.assets import ingested_graph
 from knowledge_assets.defs.resources import KnowledgeResource
-from knowledge_assets.pipeline.registry import merge_new_batches
+from knowledge_assets.pipeline.registry import sync_registry
 
 
 @dg.asset(
@@ -18,13 +20,15 @@ from knowledge_assets.pipeline.registry import merge_new_batches
 def canonical_entities(knowledge: KnowledgeResource) -> dg.MaterializeResult:
     """The registry of canonical entities across all batches (one row = one real-world entity).
 
-    Reads only batches not merged before; with nothing new it changes nothing. Each merge is
-    recorded with its rule, score and evidence; wrong merges are undone with
-    ``registry.split_entities`` and stay undone when this asset runs again.
+    Reads only batches not merged before; with nothing new it changes nothing. When a merged
+    batch changed since (reprocessed, or a document left it), the registry is replayed
+    (``registry.replay``). Each merge is recorded with its rule, score and evidence; wrong
+    merges are undone with ``registry.split_entities`` and stay undone when this asset runs again.
     """
+    began = time.perf_counter()
     engine = knowledge.engine()
     threshold = knowledge.settings().resolution_threshold
-    report = merge_new_batches(engine, knowledge.ontology(), threshold=threshold)
+    report = sync_registry(engine, knowledge.ontology(), threshold=threshold)
     with engine.connect() as connection:
         total = connection.execute(
             sa.select(sa.func.count()).select_from(t.canonical_entities)
@@ -36,5 +40,8 @@ def canonical_entities(knowledge: KnowledgeResource) -> dg.MaterializeResult:
             "joined_existing": report.joined,
             "canonical_created": report.created,
             "canonical_total": total,
+            "replayed": report.replayed,
+            # Work accounting, as every batch stage and deletion records it (docs/lifecycle.md).
+            "seconds": round(time.perf_counter() - began, 3),
         }
     )

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
-from knowledge_assets.pipeline.models import Chunk, ChunkResult, ExtractorInfo
+from knowledge_assets.pipeline.models import (
+    Chunk,
+    ChunkExtraction,
+    ChunkResult,
+    ExtractorInfo,
+    Frozen,
+    Usage,
+)
+
+RawOutput = Mapping[str, Any]
+"""A model's own output for one chunk, as JSON: what a ``MappingExtractor``'s cache keeps."""
 
 
 class ExtractionError(RuntimeError):
@@ -54,3 +64,48 @@ class CheckpointingExtractor(Extractor, Protocol):
         lazy iterable (and, say, count attempts for a group when its first chunk is pulled).
         """
         ...
+
+
+class RawResult(Frozen):
+    """One chunk's raw model output, or why it failed, and what producing it cost."""
+
+    chunk_id: str
+    raw: dict[str, Any] | None = None
+    error: str | None = None
+    usage: Usage | None = None
+
+
+@runtime_checkable
+class Mapper(Protocol):
+    """Turns a model's raw output for a chunk into mentions and relations of the ontology.
+
+    Cheap and without the model: an ontology change re-maps cached raw outputs instead of
+    calling the model again, and a batch is rebuilt without loading the model at all.
+    """
+
+    def map_raw(self, chunk: Chunk, raw: RawOutput) -> ChunkExtraction:
+        """The chunk's extraction under the mapper's ontology."""
+        ...
+
+
+@runtime_checkable
+class MappingExtractor(Extractor, Mapper, Protocol):
+    """An extractor in two steps: raw model output (no ontology), then ``map_raw``.
+
+    The cache keeps the raw output under ``raw_info``, which names the model and the format of
+    its output but not the ontology; ``info`` (provenance, staleness) still covers everything.
+    """
+
+    @property
+    def raw_info(self) -> ExtractorInfo:
+        """Identity of the raw output: model name, version and options, never the ontology."""
+        ...
+
+    def extract_raw(self, chunks: Sequence[Chunk]) -> Iterator[RawResult]:
+        """The model's raw output for every chunk, yielded as each is done."""
+        ...
+
+
+def cache_identity(extractor: Extractor) -> ExtractorInfo:
+    """The identity a cache keys an extractor's results by: the raw one when it has one."""
+    return extractor.raw_info if isinstance(extractor, MappingExtractor) else extractor.info

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from knowledge_assets.pipeline.extractors.base import Extractor
-from knowledge_assets.pipeline.models import ExtractorInfo
+from collections.abc import Callable
+
+from knowledge_assets.pipeline.extractors.base import Extractor, RawOutput
+from knowledge_assets.pipeline.models import Chunk, ChunkExtraction, ExtractorInfo
 from knowledge_assets.pipeline.ontology import Ontology
 from knowledge_assets.settings import ExtractorName, Settings
 
@@ -38,3 +40,24 @@ def extractor_info(
         return extractor.info
     finally:
         extractor.close()
+
+
+PayloadReader = Callable[[Chunk, RawOutput], ChunkExtraction]
+"""Turns what the cache holds for a chunk into the chunk's extraction."""
+
+
+def payload_reader(cache_identity: ExtractorInfo, ontology: Ontology) -> PayloadReader:
+    """How to read cached results stored under ``cache_identity``, without loading a model.
+
+    The offline extractor's cache holds the model's raw output, mapped here onto ``ontology``;
+    every other extractor's holds finished extractions.
+    """
+    if cache_identity.name.startswith("spacy:"):
+        from knowledge_assets.pipeline.extractors.offline import OfflineMapper
+
+        return OfflineMapper(ontology).map_raw
+    return _finished
+
+
+def _finished(chunk: Chunk, payload: RawOutput) -> ChunkExtraction:
+    return ChunkExtraction.model_validate(payload)

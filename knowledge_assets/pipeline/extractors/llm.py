@@ -14,6 +14,7 @@ import logging
 import queue
 import random
 import threading
+import time
 from collections.abc import Callable, Generator, Iterable, Sequence, Sized
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +32,13 @@ from knowledge_assets.pipeline.extractors.llm_schema import (
     build_schema,
     parse_answer,
 )
-from knowledge_assets.pipeline.models import Chunk, ChunkExtraction, ChunkResult, ExtractorInfo
+from knowledge_assets.pipeline.models import (
+    Chunk,
+    ChunkExtraction,
+    ChunkResult,
+    ExtractorInfo,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from knowledge_assets.pipeline.ontology import Ontology
@@ -222,6 +229,13 @@ class LLMExtractor:
     ) -> None:
         self.close()
 
+    @property
+    def prompt_hash(self) -> str:
+        """Hash of everything the model is told besides the chunk: prompt, re-ask, schema."""
+        schema = json.dumps(self._response_format, sort_keys=True, separators=(",", ":"))
+        parts = [self._system_prompt, _REASK, schema]
+        return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
     def _config_hash(self) -> str:
         schema = json.dumps(self._response_format, sort_keys=True, separators=(",", ":"))
         parts = [self._ontology.hash, self._system_prompt, _REASK, schema, self._settings.llm_model]
@@ -246,24 +260,27 @@ class LLMExtractor:
             emit(_WorkerEnd())
 
     def _result_for(self, chunk: Chunk, cancel: threading.Event) -> ChunkResult:
+        tally = _Tally()
         try:
-            extraction = self._extract_chunk(chunk, cancel)
+            extraction = self._extract_chunk(chunk, cancel, tally)
         except ExtractionError as error:
-            return ChunkResult(chunk_id=chunk.id, error=str(error))
+            return ChunkResult(chunk_id=chunk.id, error=str(error), usage=tally.usage())
         except Exception as error:
             # A bug met by one chunk must not sink the batch; the reason still reaches the user.
             _log.exception("unexpected failure extracting chunk %s", chunk.id)
             reason = f"unexpected {type(error).__name__}: {error}"
-            return ChunkResult(chunk_id=chunk.id, error=reason)
-        return ChunkResult(chunk_id=chunk.id, extraction=extraction)
+            return ChunkResult(chunk_id=chunk.id, error=reason, usage=tally.usage())
+        return ChunkResult(chunk_id=chunk.id, extraction=extraction, usage=tally.usage())
 
-    def _extract_chunk(self, chunk: Chunk, cancel: threading.Event) -> ChunkExtraction:
+    def _extract_chunk(
+        self, chunk: Chunk, cancel: threading.Event, tally: _Tally
+    ) -> ChunkExtraction:
         """Ask once, and once more with the validation error if the answer is unusable."""
         messages: list[dict[str, str]] = [
             {"role": "system", "content": self._system_prompt},
             {"role": "user", "content": json.dumps({"text": chunk.text}, ensure_ascii=False)},
         ]
-        answer = self._complete(messages, cancel)
+        answer = self._complete(messages, cancel, tally)
         try:
             return answer.parse(chunk.text, self._ontology)
         except AnswerError as error:
@@ -271,13 +288,15 @@ class LLMExtractor:
             said = answer.content or answer.refusal or ""
             messages.append({"role": "assistant", "content": said})
             messages.append({"role": "user", "content": _REASK.format(error=error)})
-        answer = self._complete(messages, cancel)
+        answer = self._complete(messages, cancel, tally)
         try:
             return answer.parse(chunk.text, self._ontology)
         except AnswerError as error:
             raise ExtractionError(f"invalid LLM answer, also after one re-ask: {error}") from None
 
-    def _complete(self, messages: list[dict[str, str]], cancel: threading.Event) -> _Answer:
+    def _complete(
+        self, messages: list[dict[str, str]], cancel: threading.Event, tally: _Tally
+    ) -> _Answer:
         """POST one chat completion, retrying transient failures, and return the answer."""
         payload = {
             "model": self._settings.llm_model,
@@ -288,7 +307,7 @@ class LLMExtractor:
         attempts = self._settings.llm_max_retries + 1
         for attempt in range(attempts):
             self._check_usable(cancel)
-            outcome = self._attempt(payload)
+            outcome = self._attempt(payload, tally)
             if isinstance(outcome, _Answer):
                 return outcome
             if attempt + 1 == attempts:
@@ -305,9 +324,10 @@ class LLMExtractor:
         if cancel.is_set():
             raise ExtractionError("extraction was cancelled")
 
-    def _attempt(self, payload: dict[str, Any]) -> _Answer | _Transient:
+    def _attempt(self, payload: dict[str, Any], tally: _Tally) -> _Answer | _Transient:
         """One HTTP request: an answer, a transient failure to retry, or ``ExtractionError``."""
         self._count("calls")
+        began = time.perf_counter()
         try:
             response = self._client.post(self._url, json=payload)
         except httpx.UnsupportedProtocol as error:
@@ -316,6 +336,9 @@ class LLMExtractor:
             return _Transient(f"no answer within {self._settings.llm_timeout_s:g}s")
         except httpx.TransportError as error:
             return _Transient(f"connection failed: {type(error).__name__}: {error}")
+        finally:
+            tally.request(time.perf_counter() - began)
+        tally.count_tokens(response)
         if response.status_code == 429:
             self._count("rate_limited")
         if response.status_code == 429 or response.status_code >= 500:
@@ -346,6 +369,42 @@ class LLMExtractor:
     def _count(self, name: str) -> None:
         with self._lock:
             self._counts[name] += 1
+
+
+class _Tally:
+    """What one chunk's requests cost: count, seconds, and the tokens the endpoint reported."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.seconds = 0.0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+    def request(self, seconds: float) -> None:
+        self.requests += 1
+        self.seconds += seconds
+
+    def count_tokens(self, response: httpx.Response) -> None:
+        """Add the response's ``usage`` (absent or malformed: nothing is added)."""
+        try:
+            usage = response.json().get("usage")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(usage, dict):
+            self.prompt_tokens += _count(usage.get("prompt_tokens"))
+            self.completion_tokens += _count(usage.get("completion_tokens"))
+
+    def usage(self) -> Usage:
+        return Usage(
+            requests=self.requests,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            seconds=round(self.seconds, 6),
+        )
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 @dataclass(frozen=True)

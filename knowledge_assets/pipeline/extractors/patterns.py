@@ -61,7 +61,7 @@ class RelationPatterns:
             order = self._order(prop, i, j, mentions, passive)
             if order is None:
                 continue
-            at = _trigger_position(between, triggers)
+            at = _trigger_position(between, ents[i].end, triggers)
             if self._nearer_argument(prop, i, j, at, mentions, ents, passive):
                 continue
             matches.append(self._relation(prop, *order, mentions, ents))
@@ -159,13 +159,17 @@ class RelationPatterns:
         )
 
 
-def _trigger_position(between: Any, triggers: Sequence[str]) -> int:
-    """The document index of the first token that starts one of ``triggers`` in ``between``."""
+def _trigger_position(between: Any, start: int, triggers: Sequence[str]) -> int:
+    """The document index of the first token that starts one of ``triggers`` in ``between``.
+
+    ``between`` starts at token ``start``; counted from there because a cached ``RawDoc``'s
+    tokens (a list) know no index of their own, unlike a spaCy ``Span``'s.
+    """
     heads = {t.split()[0] for t in triggers}
-    for token in between:
+    for offset, token in enumerate(between):
         if token.lemma_.lower() in heads:
-            return int(token.i)
-    return int(between.start)
+            return start + offset
+    return start
 
 
 def _passive_with_agent(between: Any, triggers: Sequence[str]) -> bool:

@@ -67,17 +67,14 @@ class RegistryReport:
     entities: int = 0
     joined: int = 0
     created: int = 0
+    replayed: bool = False
 
 
 def pending_batches(connection: sa.Connection) -> list[str]:
-    """Ingested batches the registry has not merged yet, oldest id first."""
+    """Batches in the graph the registry has not merged yet, in the order they were submitted."""
     merged = sa.select(t.registry_batches.c.batch_id)
-    query = (
-        sa.select(t.batch_documents.c.batch_id)
-        .where(t.batch_documents.c.batch_id.not_in(merged))
-        .distinct()
-        .order_by(t.batch_documents.c.batch_id)
-    )
+    c = t.batch_contributions.c
+    query = sa.select(c.batch_id).where(c.batch_id.not_in(merged)).order_by(c.position, c.batch_id)
     return list(connection.execute(query).scalars())
 
 

@@ -1,0 +1,1 @@
+"""A living graph: document versions, each batch's contribution, deletions and forgetting."""
