@@ -1,4 +1,8 @@
-"""Stores asset outputs as JSON of their pydantic models where every worker can read them."""
+"""Stores asset outputs as JSON of their pydantic models where every worker can read them.
+
+The root is the platform's storage (``object_store.storage_root``: a local folder or an S3
+prefix, the same for staged documents), so a run's steps may execute on any host.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ from pathlib import Path
 
 import dagster as dg
 from pydantic import BaseModel, PrivateAttr, TypeAdapter
+from upath import UPath
 
 from knowledge_assets.files import atomic_writer
 from knowledge_assets.pipeline.models import ResolvedGraph, ValidatedGraph
+from knowledge_assets.pipeline.object_store import read_object, storage_root, write_object
 from knowledge_assets.pipeline.stages import ChunkSet, Extractions, IngestSummary, PreparedDocuments
 from knowledge_assets.settings import Settings
 
@@ -41,16 +47,18 @@ class PydanticJsonIOManager(dg.ConfigurableIOManager):
     """
 
     base_path: str | None = None
-    _root: Path | None = PrivateAttr(default=None)
+    _root: UPath | Path | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Resolve the storage folder once for the execution."""
+        """Resolve the storage root once for the execution."""
         self._root = self._resolve_root()
 
-    def _resolve_root(self) -> Path:
-        return Path(self.base_path) if self.base_path else Settings().storage_dir / "assets"
+    def _resolve_root(self) -> UPath | Path:
+        if self.base_path:
+            return storage_root(Settings().model_copy(update={"storage_url": self.base_path}))
+        return storage_root(Settings()) / "assets"
 
-    def _path(self, context: dg.OutputContext | dg.InputContext) -> Path:
+    def _path(self, context: dg.OutputContext | dg.InputContext) -> UPath | Path:
         root = self._root or self._resolve_root()
         key = "/".join(context.asset_key.path)
         partition = context.asset_partition_key if context.has_asset_partitions else "all"
@@ -61,14 +69,18 @@ class PydanticJsonIOManager(dg.ConfigurableIOManager):
         name = _NAME_OF.get(type(obj))
         if name is None:
             raise TypeError(f"{type(obj).__qualname__} is not in STORED_MODELS: register it")
-        with atomic_writer(self._path(context)) as out:
+        path, data = self._path(context), _adapter(type(obj)).dump_json(obj)
+        if not isinstance(path, Path):  # an object store: one PUT of the whole envelope
+            write_object(path, b"".join((_head(name), data, b"}")))
+            return
+        with atomic_writer(path) as out:
             out.write(_head(name))
-            out.write(_adapter(type(obj)).dump_json(obj))
+            out.write(data)
             out.write(b"}")
 
     def load_input(self, context: dg.InputContext) -> BaseModel:
         """Read the upstream partition's JSON back into its model."""
-        name, data = _open_envelope(bytearray(self._path(context).read_bytes()))
+        name, data = _open_envelope(bytearray(read_object(self._path(context))))
         return stored_model(name).model_validate_json(data)
 
 

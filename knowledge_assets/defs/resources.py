@@ -13,6 +13,7 @@ from knowledge_assets.db.engine import get_engine
 from knowledge_assets.pipeline.batches import BatchStorage
 from knowledge_assets.pipeline.extractors.base import Extractor
 from knowledge_assets.pipeline.extractors.factory import build_extractor
+from knowledge_assets.pipeline.object_store import storage_root
 from knowledge_assets.pipeline.ontology import Ontology, load_ontology
 from knowledge_assets.pipeline.store import GraphStore
 from knowledge_assets.pipeline.validation import load_shapes
@@ -79,5 +80,5 @@ class KnowledgeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return GraphStore(self.engine())
 
     def batches(self) -> BatchStorage:
-        """Where staged batches live."""
-        return BatchStorage(self.settings().storage_dir)
+        """Where staged batches live (a local folder or the shared object store)."""
+        return BatchStorage(storage_root(self.settings()))

@@ -1,8 +1,9 @@
 """Staging a batch: document bytes stored content-addressed, plus a manifest keyed by batch id.
 
 Every worker reads a batch from here, so submitting (API, sensor, CLI) and running (any process,
-any host sharing the storage folder) are decoupled. Writes are atomic and idempotent: staging the
-same documents twice yields the same batch id and rewrites nothing.
+any host sharing the storage folder or bucket, ``object_store.py``) are decoupled. Writes are
+atomic and idempotent: staging the same documents twice yields the same batch id and rewrites
+nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from knowledge_assets.files import write_atomic
+from upath import UPath
+
 from knowledge_assets.pipeline.documents import prepare_documents
 from knowledge_assets.pipeline.models import (
     Batch,
@@ -21,6 +23,7 @@ from knowledge_assets.pipeline.models import (
     ExtractorInfo,
     Frozen,
 )
+from knowledge_assets.pipeline.object_store import modified_times, read_object, write_object
 
 BATCH_ID = re.compile(r"^b[0-9a-f]{16}$")
 
@@ -50,7 +53,7 @@ class UnknownBatchError(KeyError):
 class BatchStorage:
     """Blobs under ``root/blobs/ab/abcdef…`` and manifests under ``root/batches/<id>.json``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: UPath | Path) -> None:
         self.root = root
 
     def stage(
@@ -81,7 +84,7 @@ class BatchStorage:
             ontology_hash=ontology_hash,
             extractor=extractor,
         )
-        write_atomic(self.manifest_path(batch.id), manifest.model_dump_json().encode(), sync=True)
+        write_object(self.manifest_path(batch.id), manifest.model_dump_json().encode(), sync=True)
         return manifest
 
     def put_blob(self, data: bytes) -> str:
@@ -89,12 +92,12 @@ class BatchStorage:
         digest = hashlib.sha256(data).hexdigest()
         path = self._blob_path(digest)
         if not path.exists():
-            write_atomic(path, data, sync=True)
+            write_object(path, data, sync=True)
         return digest
 
     def read_blob(self, digest: str) -> bytes:
         """The bytes stored under ``digest``, verified."""
-        data = self._blob_path(digest).read_bytes()
+        data = read_object(self._blob_path(digest))
         if hashlib.sha256(data).hexdigest() != digest:
             raise ValueError(f"stored document {digest} is corrupt (hash mismatch)")
         return data
@@ -104,7 +107,7 @@ class BatchStorage:
         path = self.manifest_path(batch_id)
         if not path.is_file():
             raise UnknownBatchError(batch_id)
-        return BatchManifest.model_validate_json(path.read_bytes())
+        return BatchManifest.model_validate_json(read_object(path))
 
     def inputs(self, manifest: BatchManifest) -> list[DocumentInput]:
         """The batch's documents as submitted, read back from blob storage."""
@@ -112,20 +115,18 @@ class BatchStorage:
 
     def batch_ids_newest_first(self) -> list[str]:
         """Every staged batch, most recently staged first."""
-        folder = self.root / "batches"
-        if not folder.is_dir():
-            return []
-        paths = [p for p in folder.glob("*.json") if BATCH_ID.match(p.stem)]
-        paths.sort(key=lambda p: (p.stat().st_mtime, p.stem), reverse=True)
-        return [p.stem for p in paths]
+        staged = modified_times(self.root / "batches", ".json")
+        ids = [batch_id for batch_id in staged if BATCH_ID.match(batch_id)]
+        ids.sort(key=lambda batch_id: (staged[batch_id], batch_id), reverse=True)
+        return ids
 
-    def manifest_path(self, batch_id: str) -> Path:
+    def manifest_path(self, batch_id: str) -> UPath | Path:
         """Where a batch's manifest lives; refuses ids that are not batch ids."""
         if not BATCH_ID.match(batch_id):
             raise UnknownBatchError(batch_id)
         return self.root / "batches" / f"{batch_id}.json"
 
-    def _blob_path(self, digest: str) -> Path:
+    def _blob_path(self, digest: str) -> UPath | Path:
         if not re.fullmatch(r"[0-9a-f]{64}", digest):
             raise ValueError(f"not a blob digest: {digest!r}")
         return self.root / "blobs" / digest[:2] / digest
