@@ -1,0 +1,1 @@
+"""Services started from PyPI wheels under ``KNOWLEDGE_HOME``: PostgreSQL, Valkey, SeaweedFS."""
