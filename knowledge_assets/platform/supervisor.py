@@ -1,4 +1,10 @@
-"""``knowledge up``: the database, the Dagster webserver and daemon, in the foreground."""
+"""``knowledge up``: the services, the Dagster webserver and daemon, the API and workers.
+
+Services (``services/``) are started first and stopped last: PostgreSQL (embedded, or served over
+TCP with ``listen``), Valkey unless ``KNOWLEDGE_BROKER_URL`` names a broker, SeaweedFS with
+``listen``. Then the processes, each in a session of its own; ``workers`` local run workers
+(``knowledge worker``) among them. ``$KNOWLEDGE_HOME/cluster.env`` tells other hosts how to join.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +28,14 @@ from knowledge_assets.demo import corpus_files
 from knowledge_assets.files import write_atomic
 from knowledge_assets.instance.home import PROJECT_ROOT, WORKSPACE, write_dagster_home
 from knowledge_assets.platform.api_token import ApiToken, ensure_api_token
+from knowledge_assets.platform.services.base import StartReport
+from knowledge_assets.platform.services.cluster import (
+    CLUSTER_FILE,
+    PIPELINE_VARIABLES,
+    SERVICE_VARIABLES,
+    ServiceSet,
+    write_cluster_env,
+)
 from knowledge_assets.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -34,31 +49,53 @@ class Platform:
         settings: Settings,
         *,
         demo: bool = False,
-        services: tuple[str, ...] = ("webserver", "daemon", "api"),
+        services: tuple[str, ...] = ("webserver", "daemon", "api", "worker"),
+        workers: int = 1,
+        worker_concurrency: int = 3,
+        listen: str | None = None,
+        advertise: str | None = None,
     ) -> None:
         self.settings = settings
         self.demo = demo
         self.services = services
+        self.workers = workers if "worker" in services else 0
+        self.worker_concurrency = worker_concurrency
+        self.listen = listen
+        wildcard = listen in ("0.0.0.0", "::", "")
+        self.advertise = advertise or (socket.gethostname() if wildcard else listen)
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self._stopping = False
         self.api_token: ApiToken | None = None
+        self.backing = ServiceSet(
+            settings.home,
+            bind=listen or "127.0.0.1",
+            broker=settings.broker_url is None,
+            database=listen is not None and settings.database_url is None,
+            storage=listen is not None and settings.storage_url is None,
+        )
+        self.started: dict[str, StartReport] = {}
 
     def environment(self, url: str) -> dict[str, str]:
         """What every child process needs to find the same state."""
         env = dict(os.environ)
+        env.update(self.backing.environment())
         env.update(
             DAGSTER_HOME=str(self.settings.dagster_home),
             KNOWLEDGE_HOME=str(self.settings.home),
             KNOWLEDGE_DATABASE_URL=url,
         )
+        env.setdefault("KNOWLEDGE_STORAGE_URL", self.settings.storage_location)
         return env
 
     def prepare(self) -> dict[str, str]:
-        """Database up and migrated, Dagster's tables created, ``DAGSTER_HOME`` written."""
-        url = database_url(self.settings)
+        """Services up, database migrated, Dagster's tables created, ``DAGSTER_HOME`` written."""
+        self.started = self.backing.start()
+        served = self.backing.postgres
+        url = served.url() if served is not None else database_url(self.settings)
         ensure_migrated(engine_for(url))
         write_dagster_home(self.settings)
         env = self.environment(url)
+        self.write_cluster_env(env)
         # Let dagster-postgres create its tables once, before two processes race to do it.
         subprocess.run(
             [sys.executable, "-c", "import dagster; dagster.DagsterInstance.get().dispose()"],
@@ -81,8 +118,7 @@ class Platform:
                 env,
             )  # fmt: skip
         if "daemon" in self.services:
-            daemon = [sys.executable, "-m", "knowledge_assets.instance.daemon"]
-            self._spawn("daemon", [*daemon, "run", "-w", workspace], env)
+            self._spawn("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], env)
         if "api" in self.services:
             self.api_token = ensure_api_token(self.settings)
             api_env = dict(
@@ -92,8 +128,19 @@ class Platform:
                 KNOWLEDGE_API_PORT=str(self.settings.api_port),
             )
             self._spawn("api", [sys.executable, "-m", "api"], api_env)
+        for number in range(1, self.workers + 1):
+            worker = [sys.executable, "-m", "knowledge_assets.cli", "worker"]
+            options = ["--name", f"local-{number}", "--concurrency", str(self.worker_concurrency)]
+            self._spawn(f"worker-{number}", [*worker, *options], env)
         if self.demo:
             self.drop_demo()
+
+    def write_cluster_env(self, env: dict[str, str]) -> None:
+        """``$KNOWLEDGE_HOME/cluster.env``: the URLs (as other hosts reach them) and pipeline."""
+        names = (*SERVICE_VARIABLES, *PIPELINE_VARIABLES)
+        variables = {k: env[k] for k in names if k in env}
+        variables.update(self.backing.environment(self.advertise))
+        write_cluster_env(self.settings.home / CLUSTER_FILE, variables)
 
     def drop_demo(self) -> None:
         """Copy the demo corpus into the inbox (written as .part, then renamed: never half-read)."""
@@ -111,6 +158,10 @@ class Platform:
                         _log.error(
                             "%s exited with %s; stopping the platform", name, child.returncode
                         )
+                        return 1
+                for service in self.backing.services:
+                    if not service.alive():
+                        _log.error("%s stopped; stopping the platform", service.name)
                         return 1
                 time.sleep(0.5)
             return 0
@@ -138,6 +189,7 @@ class Platform:
         for survivor in survivors:
             with contextlib.suppress(psutil.NoSuchProcess):
                 survivor.kill()
+        self.backing.stop()
         from knowledge_assets.db.engine import stop_embedded
 
         stop_embedded()
