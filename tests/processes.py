@@ -20,9 +20,9 @@ from tests.conftest import PROJECT_ROOT, free_port
 
 
 def spawn(
-    command: Sequence[str], env: Mapping[str, str], log_path: Path
+    command: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path = PROJECT_ROOT
 ) -> subprocess.Popen[bytes]:
-    """Start ``command`` from the project root in a session of its own, its output in ``log_path``.
+    """Start ``command`` (from ``cwd``) in a session of its own, its output in ``log_path``.
 
     Its own session keeps the terminal's Ctrl-C away from it and makes its pid the id of its
     process group, so a test stops exactly what it started, by that pid, never by a name.
@@ -32,7 +32,7 @@ def spawn(
         return subprocess.Popen(
             list(command),
             env=dict(env),
-            cwd=PROJECT_ROOT,
+            cwd=cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -71,9 +71,11 @@ class Worker:
         args: Sequence[str] = (),
         prefix: Sequence[str] = (),
         concurrency: int = 3,
+        cwd: Path = PROJECT_ROOT,
     ) -> None:
         self.env = dict(env)
         self.log_path = log_path
+        self.cwd = cwd
         self.name = name
         self.args = [*args, "--concurrency", str(concurrency), "--loglevel", "INFO"]
         self.prefix = list(prefix)
@@ -82,7 +84,8 @@ class Worker:
     def start(self) -> Worker:
         """Start it; runs wait in the broker until it is warm."""
         command = [*self.prefix, sys.executable, "-m", "knowledge_assets.cli", "worker"]
-        self.process = spawn([*command, "--name", self.name, *self.args], self.env, self.log_path)
+        argv = [*command, "--name", self.name, *self.args]
+        self.process = spawn(argv, self.env, self.log_path, self.cwd)
         return self
 
     @property
