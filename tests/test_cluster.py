@@ -15,17 +15,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import httpx
+import psycopg2
 import pytest
+import redis
 import sqlalchemy as sa
 
 from knowledge_assets.db import tables as t
 from knowledge_assets.db.admin import create_database
 from knowledge_assets.db.engine import engine_for, get_engine
+from knowledge_assets.defs.io_manager import PydanticJsonIOManager
 from knowledge_assets.failpoints import STOP, arm, fired
 from knowledge_assets.instance.home import open_instance
 from knowledge_assets.orchestration.orchestrator import Orchestrator
 from knowledge_assets.orchestration.state import BatchState, BatchStatus
+from knowledge_assets.pipeline import stages
+from knowledge_assets.pipeline.batches import BatchStorage
+from knowledge_assets.pipeline.extractors.factory import extractor_info
 from knowledge_assets.pipeline.models import DocumentInput
+from knowledge_assets.pipeline.object_store import storage_root
+from knowledge_assets.pipeline.ontology import load_ontology
 from knowledge_assets.pipeline.pipeline import ExtractionPipeline
 from knowledge_assets.pipeline.store import GraphStore
 from knowledge_assets.settings import Settings
@@ -130,6 +139,51 @@ def test_workers_share_only_the_services_from_network_namespaces_of_their_own(
         text = (cluster.root / name / "cluster.env").read_text()
         assert "127.0.0.1" not in text and namespace.host_ip in text
         assert str(cluster.root / "control") not in text, "nothing of the control host's home"
+
+
+def test_every_service_refuses_a_client_without_its_credentials(cluster: Cluster) -> None:
+    postgres, valkey, seaweed = (
+        cluster.services.postgres,
+        cluster.services.valkey,
+        cluster.services.seaweed,
+    )
+    assert postgres is not None and valkey is not None and seaweed is not None
+    wrong = postgres.url().replace(postgres.password, "not-the-password").replace("+psycopg2", "")
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        psycopg2.connect(wrong, connect_timeout=5).close()
+    anonymous = redis.Redis(port=valkey.port, socket_timeout=2)
+    with pytest.raises(redis.AuthenticationError):
+        anonymous.ping()
+    assert httpx.get(seaweed.endpoint + "/").status_code == 403
+
+
+def test_asset_values_and_staged_batches_round_trip_through_s3(
+    cluster: Cluster, control: tuple[Orchestrator, str]
+) -> None:
+    orchestrator, _ = control
+    settings = orchestrator.settings
+    assert settings.storage_location.startswith("s3://")
+    root = storage_root(settings)
+    storage = BatchStorage(root / f"probe-{os.getpid()}")
+    items = documents("qz", 2)
+    ontology = load_ontology(settings.ontology)
+    manifest = storage.stage(
+        items,
+        max_bytes=10**6,
+        ontology_hash=ontology.hash,
+        extractor=extractor_info(settings, ontology),
+    )
+    assert storage.manifest(manifest.batch_id) == manifest
+    assert [i.data for i in storage.inputs(manifest)] == [i.data for i in items]
+    assert storage.batch_ids_newest_first() == [manifest.batch_id]
+    value = stages.prepare(items, max_bytes=10**6)
+    io = PydanticJsonIOManager(base_path=str(root / f"probe-{os.getpid()}" / "assets"))
+    output = dg.build_output_context(asset_key=dg.AssetKey("documents"), partition_key="b1")
+    io.handle_output(output, value)
+    loaded = dg.build_input_context(
+        asset_key=dg.AssetKey("documents"), partition_key="b1", upstream_output=output
+    )
+    assert io.load_input(loaded) == value
 
 
 def test_four_batches_spread_over_both_workers_build_the_direct_pipelines_graph(

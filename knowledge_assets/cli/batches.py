@@ -136,3 +136,5 @@ def _report(status: BatchStatus, as_json: bool, *, short: bool = False) -> None:
         if document.status != "accepted":
             print(f"  {document.status:<12} {document.name}: {document.reason}")
     print(f"  runs         {len(status.runs)}")
+    for run_id in status.runs:
+        print(f"    {run_id}  {status.workers.get(run_id, '(no worker yet)')}")
