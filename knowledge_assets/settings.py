@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     storage_endpoint: str | None = Field(default=None, description="S3 endpoint (SeaweedFS).")
     storage_key: str | None = Field(default=None, description="S3 access key id.")
     storage_secret: SecretStr | None = Field(default=None, description="S3 secret access key.")
+    dagster_yaml: Path | None = Field(
+        default=None,
+        description="The Dagster instance configuration to use; unset = the repository's.",
+    )
     ontology: Path | None = Field(default=None, description="Turtle ontology; unset = built-in.")
     shapes: Path | None = Field(default=None, description="SHACL shapes file; unset = generated.")
     extractor: ExtractorName = "offline"

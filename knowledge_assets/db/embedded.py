@@ -105,13 +105,24 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             server = _pgserver().get_server(self.pgdata, cleanup_mode=None)
-        _settle_idle_timeout(server.get_uri())
-        subprocess.run(
-            [str(pgserver_bin() / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"],
-            user=system_user(),
-            capture_output=True,
-            check=True,
-        )
+        try:
+            _settle_idle_timeout(server.get_uri())
+        finally:
+            subprocess.run(
+                [
+                    str(pgserver_bin() / "pg_ctl"),
+                    "-D",
+                    str(self.pgdata),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "stop",
+                ],
+                user=system_user(),
+                capture_output=True,
+                check=True,
+            )
+            server.cleanup()  # forget this process's handle: it must not outlive it on disk
 
     def restart(self) -> None:
         """Restart the running server in place (``pg_ctl restart -m fast``).

@@ -91,6 +91,7 @@ def serve(
     signals.worker_init.connect(_warm_up, weak=False)
     signals.worker_process_init.connect(_child_started, weak=False)
     signals.worker_process_shutdown.connect(_child_stopping, weak=False)
+    signals.worker_ready.connect(_ready, weak=False)
     app.worker_main(
         [
             "worker",
@@ -137,6 +138,11 @@ def _child_started(**_: Any) -> None:
     _child["leases"] = LeaseStore(
         sa.create_engine(url, pool_size=1, max_overflow=1, pool_pre_ping=True)
     )
+
+
+def _ready(sender: Any = None, **_: Any) -> None:
+    # Whatever the log level: scripts and tests wait for this line.
+    _log.warning("node %s ready.", getattr(sender, "hostname", "?"))
 
 
 def _child_stopping(**_: Any) -> None:
