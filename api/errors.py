@@ -8,9 +8,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from knowledge_assets.pipeline.batches import UnknownBatchError
+from knowledge_assets.pipeline.batches import NothingAccepted, UnknownBatchError
 
-__all__ = ["ApiError", "ErrorBody", "ErrorDetail", "error_response", "install_error_handlers"]
+__all__ = [
+    "ApiError",
+    "ErrorBody",
+    "ErrorDetail",
+    "RefusedDocument",
+    "error_response",
+    "install_error_handlers",
+]
 
 # Codes for Starlette's own errors (unknown route, wrong method, ...), so they stay stable too.
 _STATUS_CODES = {
@@ -26,11 +33,23 @@ _STATUS_CODES = {
 }
 
 
+class RefusedDocument(BaseModel):
+    """A document refused before extraction: its name, a stable code and the reason."""
+
+    name: str
+    code: str
+    reason: str
+
+
 class ErrorDetail(BaseModel):
-    """What went wrong: ``code`` never changes between releases, ``message`` is for people."""
+    """What went wrong: ``code`` never changes between releases, ``message`` is for people.
+
+    ``documents`` is sent only with ``all_documents_refused``: each document and why.
+    """
 
     code: str
     message: str
+    documents: list[RefusedDocument] | None = None
 
 
 class ErrorBody(BaseModel):
@@ -53,11 +72,15 @@ class ApiError(Exception):
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    documents: list[RefusedDocument] | None = None,
 ) -> JSONResponse:
     """The JSON response for an error."""
-    body = ErrorBody(error=ErrorDetail(code=code, message=message))
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+    body = ErrorBody(error=ErrorDetail(code=code, message=message, documents=documents))
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -70,6 +93,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnknownBatchError)
     async def _unknown_batch(request: Request, exc: UnknownBatchError) -> JSONResponse:
         return error_response(404, "batch_not_found", f"no batch {exc.args[0]!r}")
+
+    @app.exception_handler(NothingAccepted)
+    async def _all_refused(request: Request, exc: NothingAccepted) -> JSONResponse:
+        documents = [
+            RefusedDocument(name=r.name, code=r.code, reason=r.reason) for r in exc.rejections
+        ]
+        message = f"every document was refused ({len(documents)}); nothing was submitted"
+        return error_response(422, "all_documents_refused", message, documents=documents)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -11,16 +11,22 @@ __all__ = [
     "BatchAccepted",
     "BatchPage",
     "BatchView",
+    "CanonicalView",
     "DocumentIn",
+    "DocumentMention",
+    "DocumentView",
     "EntityDetail",
     "EntityPage",
+    "EntityRef",
     "EntitySummary",
+    "EvidenceView",
     "Health",
     "MentionView",
     "ProgressView",
     "RelationView",
     "StreamToken",
     "SubmitJson",
+    "TypeCount",
 ]
 
 
@@ -43,7 +49,7 @@ class SubmitJson(BaseModel):
 
 
 class BatchAccepted(BaseModel):
-    """The answer to a submission: the same content always gives the same ``batch_id``."""
+    """The answer to a submission: the same submission always gives the same ``batch_id``."""
 
     batch_id: str
     state: str
@@ -65,14 +71,16 @@ class BatchView(BatchStatus):
     progress: ProgressView  # always sent, so required in the schema
     events_url: str
     dagster_url: str
+    run_url: str | None = None
 
     @classmethod
     def of(cls, status: BatchStatus, dagster_ui: str) -> BatchView:
-        """``status`` with the links to its event stream and its partition in the Dagster UI."""
+        """``status`` with links to its event stream, its partition and latest run in the UI."""
         return cls(
             **status.model_dump(),
             events_url=events_link(status.batch_id),
             dagster_url=dagster_link(dagster_ui, status.batch_id),
+            run_url=f"{dagster_ui}/runs/{status.runs[-1]}" if status.runs else None,
         )
 
 
@@ -103,12 +111,13 @@ class StreamToken(BaseModel):
 
 
 class EntitySummary(BaseModel):
-    """An entity of the graph store with its types and aliases."""
+    """An entity of the graph store with its types, aliases and number of mentions."""
 
     id: str
     name: str
     types: list[str]
     aliases: list[str]
+    mention_count: int = 0
 
 
 class EntityPage(BaseModel):
@@ -117,6 +126,14 @@ class EntityPage(BaseModel):
     items: list[EntitySummary]
     offset: int
     limit: int
+
+
+class EntityRef(BaseModel):
+    """The entity at the other end of a relation: enough to show it and to link to it."""
+
+    id: str
+    name: str
+    types: list[str]
 
 
 class MentionView(BaseModel):
@@ -131,22 +148,75 @@ class MentionView(BaseModel):
     label: str
 
 
+class EvidenceView(BaseModel):
+    """A span of a document's text that states a relation."""
+
+    document_id: str
+    document: str
+    start: int
+    end: int
+    text: str
+
+
 class RelationView(BaseModel):
-    """A relation in or out of an entity."""
+    """A relation in or out of an entity, with both ends named and its evidence."""
 
     id: str
     subject_id: str
     predicate: str
     object_id: str | None
     object_literal: str | None
+    subject: EntityRef
+    object: EntityRef | None
+    evidence: list[EvidenceView]
+
+
+class CanonicalView(BaseModel):
+    """The cross-batch canonical entity an entity was merged into."""
+
+    id: str
+    name: str
+    types: list[str]
+    aliases: list[str]
+    members: int
+    mention_count: int
 
 
 class EntityDetail(EntitySummary):
-    """An entity with its mentions and its relations in and out."""
+    """An entity with its canonical entity, its mentions and its relations in and out."""
 
+    canonical: CanonicalView | None
     mentions: list[MentionView]
     relations_out: list[RelationView]
     relations_in: list[RelationView]
+
+
+class TypeCount(BaseModel):
+    """An ontology class and how many entities have it."""
+
+    name: str
+    entities: int
+
+
+class DocumentMention(BaseModel):
+    """A mention inside a document, with the entity it belongs to."""
+
+    id: str
+    start: int
+    end: int
+    text: str
+    label: str
+    entity_id: str | None
+
+
+class DocumentView(BaseModel):
+    """A stored document: its text and every mention in it, by offset."""
+
+    id: str
+    name: str
+    sha256: str
+    text: str
+    mentions: list[DocumentMention]
 
 
 class Health(BaseModel):

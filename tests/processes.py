@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import psutil
 
+from knowledge_assets.instance.home import prepare_instance
 from knowledge_assets.settings import Settings
 from tests.conftest import PROJECT_ROOT, free_port
 
@@ -146,8 +146,7 @@ class DagsterDaemon:
     def start(self) -> DagsterDaemon:
         """Start the daemon and a worker with this test's environment."""
         home = self.settings.dagster_home
-        home.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+        prepare_instance(self.settings)  # as `knowledge up` does: tables and retry cursors first
         env = dict(os.environ, DAGSTER_HOME=str(home))
         daemon = str(Path(sys.executable).parent / "dagster-daemon")
         command = [daemon, "run", "-w", str(PROJECT_ROOT / "workspace.yaml")]

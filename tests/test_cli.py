@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from knowledge_assets.cli.main import build_parser
 from knowledge_assets.db.engine import engine_for
 from knowledge_assets.demo import CORPUS_DIR
 from knowledge_assets.pipeline.store import GraphStore
@@ -72,8 +75,39 @@ def test_export_formats(cli_env: dict[str, str]) -> None:
     rows = [json.loads(line) for line in mentions]
     assert rows
     assert set(rows[0]) == {"doc_id", "start", "end", "text", "type", "entity_id"}
-    texts = {p.stem: p.read_text(encoding="utf-8") for p in CORPUS_DIR.glob("*.txt")}
+    texts = {p.name: p.read_text(encoding="utf-8") for p in CORPUS_DIR.glob("*.txt")}
     assert all(texts[r["doc_id"]][r["start"] : r["end"]] == r["text"] for r in rows)
+
+    # `knowledge export --format mentions | head -2`, through a real pipe made small (one page)
+    # so that the export outgrows it and head's exit really breaks it.
+    piped = export_into_head(cli_env, lines=2)
+    assert piped.head_output.splitlines() == mentions[:2]
+    assert piped.stderr == ""
+    assert piped.returncode == 141  # the pipe did break: the handler ran, not a lucky fit
+
+
+@dataclass
+class Piped:
+    returncode: int
+    stderr: str
+    head_output: str
+
+
+def export_into_head(env: dict[str, str], lines: int) -> Piped:
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
+    head = subprocess.Popen(
+        ["head", f"-{lines}"], stdin=read_end, stdout=subprocess.PIPE, text=True
+    )
+    export = subprocess.Popen(
+        [sys.executable, "-m", "knowledge_assets.cli", "export", "--format", "mentions"],
+        env=env, stdout=write_end, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    os.close(read_end)
+    os.close(write_end)
+    head_output, _ = head.communicate(timeout=300)
+    _, stderr = export.communicate(timeout=300)
+    return Piped(export.returncode, stderr, head_output)
 
 
 def test_broken_ontology_is_a_clear_error(cli_env: dict[str, str], tmp_path: Path) -> None:
@@ -119,3 +153,20 @@ def test_export_with_a_broken_ontology_is_a_clear_error(
     assert result.returncode == 2
     assert "empty.ttl" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_help_reads_as_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    top = help_of(capsys)
+    assert top.splitlines()[2].startswith("Turn document batches into a knowledge graph")
+    commands = [line.split()[0] for line in top.splitlines() if line.startswith("    ")]
+    assert {"extract", "submit", "batches", "status", "up"} <= set(commands)
+    for text in [top, *(help_of(capsys, command) for command in commands)]:
+        assert "``" not in text
+        assert "usage: knowledge" in text
+
+
+def help_of(capsys: pytest.CaptureFixture[str], *command: str) -> str:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args([*command, "--help"])
+    assert exited.value.code == 0
+    return capsys.readouterr().out

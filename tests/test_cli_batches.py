@@ -61,7 +61,18 @@ def test_submit_without_a_platform_says_so_and_the_batch_waits(
     assert report["state"] == "pending"
     assert {"batch_id", "state", "stage", "progress"} <= report.keys()
     refused = [d for d in report["documents"] if d["status"] == "refused"]
-    assert [d["name"] for d in refused] == ["empty"]
+    assert [d["name"] for d in refused] == ["empty.txt"]
+
+    listed = knowledge("batches", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (batch,) = json.loads(listed.stdout.strip().splitlines()[-1])
+    assert (batch["batch_id"], batch["state"]) == (last["batch_id"], "pending")
+    assert batch["source"] == "cli"
+    assert batch["submitted_at"] and batch["finished_at"] is None
+    table = knowledge("batches").stdout.splitlines()
+    assert table[0].split()[:3] == ["batch", "state", "source"]
+    assert table[1].split()[:3] == [last["batch_id"], "pending", "cli"]
+    assert "(+1 refused)" in table[1]
 
 
 def test_submit_wait_status_cancel_resume_through_the_daemon(
@@ -85,7 +96,7 @@ def test_submit_wait_status_cancel_resume_through_the_daemon(
         human = knowledge("status", final["batch_id"])
         assert f"batch {final['batch_id']}: complete" in human.stdout
         assert f"{run_id}  test@{socket.gethostname()}" in human.stdout
-        assert "refused      empty:" in human.stdout
+        assert "refused      empty.txt:" in human.stdout
 
         for command in ("cancel", "resume"):
             done = knowledge(command, final["batch_id"], "--json")

@@ -232,3 +232,16 @@ def test_a_failed_run_is_tagged_with_whether_dagster_will_retry_it(
     # dagster.yaml enables run retries (3): the instance tags the failure when it records it.
     parent = failed_run(dagster_instance, settings, monkeypatch)
     assert parent.tags[WILL_RETRY_TAG] == "true"
+
+
+def test_the_run_retry_daemon_reads_its_cursors_under_our_keys() -> None:
+    """The keys ``start_run_retry_cursors`` writes are the ones Dagster's consumer reads."""
+    from dagster._daemon.auto_run_reexecution import event_log_consumer  # noqa: TID251
+
+    from knowledge_assets.instance.dagster_internals import RUN_RETRY_CURSOR_KEYS
+
+    expected = {
+        event_log_consumer._create_cursor_key(event)
+        for event in event_log_consumer.DAGSTER_EVENT_TYPES
+    }
+    assert expected == RUN_RETRY_CURSOR_KEYS

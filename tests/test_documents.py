@@ -11,8 +11,10 @@ import pytest
 
 from knowledge_assets.pipeline import documents
 from knowledge_assets.pipeline.documents import (
+    MAX_DOCUMENT_NAME_CHARS,
     MAX_NAME_CHARS,
     decode_document,
+    document_name,
     prepare_documents,
     read_paths,
     safe_name,
@@ -192,8 +194,44 @@ def test_random_bytes_never_crash() -> None:
 )
 def test_hostile_names_are_made_safe(name: str, expected: str) -> None:
     assert safe_name(name) == expected
+    if "/" not in name:
+        result = decode_document(DocumentInput(name=name, data=b"Some text."), max_bytes=LIMIT)
+        assert result.name == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("notes.txt", "notes.txt"),
+        ("reports/2024/q1.md", "reports/2024/q1.md"),
+        ("../../etc/passwd", "etc/passwd"),
+        ("/absolute/a.txt", "absolute/a.txt"),
+        ("a//b/./c.txt", "a/b/c.txt"),
+        ("a/../b.txt", "a/b.txt"),
+        (".git/config.txt", "git/config.txt"),
+        ("..\\..\\boot.ini", "_.._boot.ini"),
+        ("dir\n/line\tbreak.txt", "dir/line_break.txt"),
+        ("/", "unnamed"),
+        ("", "unnamed"),
+    ],
+)
+def test_document_names_keep_folders_and_extensions(name: str, expected: str) -> None:
+    assert document_name(name) == expected
     result = decode_document(DocumentInput(name=name, data=b"Some text."), max_bytes=LIMIT)
     assert result.name == expected
+
+
+def test_document_name_is_idempotent_bounded_and_never_escapes() -> None:
+    rng = random.Random(5)
+    alphabet = "ab./\\ \u3000\t\n\x00\u0301\u202e\ud800~"
+    for _ in range(500):
+        name = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 1300)))
+        clean = document_name(name)
+        assert document_name(clean) == clean
+        assert 0 < len(clean) <= MAX_DOCUMENT_NAME_CHARS
+        parts = clean.split("/")
+        assert all(part and not part.startswith(".") for part in parts)
+        assert not {"\\", "\x00"} & set(clean)
 
 
 def test_long_names_are_cut_with_a_hash() -> None:
@@ -240,10 +278,13 @@ def test_duplicates_collapse_and_clashes_are_refused() -> None:
 
 
 def test_names_clash_after_sanitising() -> None:
-    items = [DocumentInput(name="a/b", data=b"One."), DocumentInput(name="a_b", data=b"Two.")]
+    items = [
+        DocumentInput(name="a\nb.txt", data=b"One."),
+        DocumentInput(name="a_b.txt", data=b"Two."),
+    ]
     accepted, rejections = prepare_documents(items, max_bytes=LIMIT)
     assert [d.text for d in accepted] == ["One."]
-    assert [r.name for r in rejections] == ["a_b"]
+    assert [r.name for r in rejections] == ["a_b.txt"]
 
 
 def write(path: Path, data: bytes | str) -> Path:
@@ -263,14 +304,14 @@ def test_folders_are_walked_sorted_and_filtered(tmp_path: Path) -> None:
     write(tmp_path / ".git" / "config.txt", "hidden too")
     inputs, rejections = read_paths([tmp_path])
     assert [(i.name, i.data) for i in inputs] == [
-        ("a", b"A"),
-        ("b", b"B"),
-        ("C", b"C"),
-        ("1_10ecb", b"Deep"),
+        ("a.md", b"A"),
+        ("b.txt", b"B"),
+        ("sub/C.TXT", b"C"),
+        ("sub/deeper/1_10ecb.txt", b"Deep"),
     ]
     assert [(r.name, r.code) for r in rejections] == [
         ("README", "unsupported"),
-        ("report", "unsupported"),
+        ("sub/report.pdf", "unsupported"),
     ]
     assert "is a file without extension; only .md and .txt files are accepted" in (
         rejections[0].reason
@@ -283,22 +324,36 @@ def test_folders_are_walked_sorted_and_filtered(tmp_path: Path) -> None:
 def test_files_can_be_named_directly(tmp_path: Path) -> None:
     one = write(tmp_path / "docs" / "1_10ecb.txt", "One")
     inputs, rejections = read_paths([one, one, tmp_path / "missing.txt"])
-    assert [i.name for i in inputs] == ["1_10ecb"]
+    assert [i.name for i in inputs] == ["1_10ecb.txt"]
     (missing,) = rejections
-    assert (missing.name, missing.code) == ("missing", "unreadable")
+    assert (missing.name, missing.code) == ("missing.txt", "unreadable")
     assert "missing.txt' does not exist" in missing.reason
 
 
 def test_same_name_in_two_folders(tmp_path: Path) -> None:
     write(tmp_path / "a" / "report.txt", "First")
-    write(tmp_path / "b" / "report.md", "Second")
+    write(tmp_path / "b" / "report.txt", "Second")
     write(tmp_path / "c" / "report.txt", "First")
-    inputs, rejections = read_paths([tmp_path])
-    assert [(i.name, i.data) for i in inputs] == [("report", b"First")]
+    inputs, rejections = read_paths([tmp_path / "a", tmp_path / "b", tmp_path / "c"])
+    assert [(i.name, i.data) for i in inputs] == [("report.txt", b"First")]
     (clash,) = rejections
-    assert (clash.name, clash.code) == ("report", "duplicate")
-    assert f"'{tmp_path}/b/report.md' would be document 'report'" in clash.reason
+    assert (clash.name, clash.code) == ("report.txt", "duplicate")
+    assert f"'{tmp_path}/b/report.txt' would be document 'report.txt'" in clash.reason
     assert f"like '{tmp_path}/a/report.txt'" in clash.reason
+    assert clash.sha256 is not None
+
+
+def test_names_are_relative_to_the_folder_given(tmp_path: Path) -> None:
+    write(tmp_path / "docs" / "a.txt", "A")
+    write(tmp_path / "docs" / "sub" / "b.md", "B")
+    by_folder, _ = read_paths([tmp_path / "docs"])
+    by_parent, _ = read_paths([tmp_path])
+    by_file, _ = read_paths([tmp_path / "docs" / "sub" / "b.md"])
+    in_root, _ = read_paths([tmp_path / "docs" / "sub" / "b.md"], root=tmp_path / "docs")
+    assert [i.name for i in by_folder] == ["a.txt", "sub/b.md"]
+    assert [i.name for i in by_parent] == ["docs/a.txt", "docs/sub/b.md"]
+    assert [i.name for i in by_file] == ["b.md"]
+    assert [i.name for i in in_root] == ["sub/b.md"]
 
 
 def test_symlink_leaving_the_folder_is_refused(tmp_path: Path) -> None:
@@ -309,11 +364,11 @@ def test_symlink_leaving_the_folder_is_refused(tmp_path: Path) -> None:
     (inbox / "escape_dir").symlink_to(secret.parent, target_is_directory=True)
     (inbox / "relative.txt").symlink_to(Path("..") / "outside" / "secret.txt")
     inputs, rejections = read_paths([inbox])
-    assert [i.name for i in inputs] == ["ok"]
+    assert [i.name for i in inputs] == ["ok.txt"]
     assert sorted((r.name, r.code) for r in rejections) == [
-        ("escape", "unreadable"),
+        ("escape.txt", "unreadable"),
         ("escape_dir", "unreadable"),
-        ("relative", "unreadable"),
+        ("relative.txt", "unreadable"),
     ]
     for rejection in rejections:
         assert "symbolic link pointing outside the folder" in rejection.reason
@@ -327,10 +382,10 @@ def test_symlinks_inside_the_folder_are_read_once(tmp_path: Path) -> None:
     (tmp_path / "broken.txt").symlink_to(tmp_path / "nowhere.txt")
     (tmp_path / "loop.txt").symlink_to(tmp_path / "loop.txt")
     inputs, rejections = read_paths([tmp_path])
-    assert [(i.name, i.data) for i in inputs] == [("alias", b"Doc")]
+    assert [(i.name, i.data) for i in inputs] == [("alias.txt", b"Doc")]
     assert sorted((r.name, r.code) for r in rejections) == [
-        ("broken", "unreadable"),
-        ("loop", "unreadable"),
+        ("broken.txt", "unreadable"),
+        ("loop.txt", "unreadable"),
     ]
     assert all("broken symbolic link" in r.reason for r in rejections)
 
@@ -347,9 +402,9 @@ def test_unreadable_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(documents.os, "open", deny)
     inputs, rejections = read_paths([tmp_path])
-    assert [i.name for i in inputs] == ["open"]
+    assert [i.name for i in inputs] == ["open.txt"]
     (rejection,) = rejections
-    assert (rejection.name, rejection.code) == ("locked", "unreadable")
+    assert (rejection.name, rejection.code) == ("locked.txt", "unreadable")
     assert rejection.reason == f"File '{locked}' cannot be read: Permission denied."
 
 
@@ -358,7 +413,7 @@ def test_file_without_read_permission_is_refused(tmp_path: Path) -> None:
     locked = write(tmp_path / "locked.txt", "Locked")
     locked.chmod(0)
     _, rejections = read_paths([tmp_path])
-    assert [(r.name, r.code) for r in rejections] == [("locked", "unreadable")]
+    assert [(r.name, r.code) for r in rejections] == [("locked.txt", "unreadable")]
 
 
 def test_special_files_are_refused_without_blocking(tmp_path: Path) -> None:
@@ -366,7 +421,7 @@ def test_special_files_are_refused_without_blocking(tmp_path: Path) -> None:
     inputs, rejections = read_paths([tmp_path])
     assert inputs == []
     (rejection,) = rejections
-    assert (rejection.name, rejection.code) == ("pipe", "unreadable")
+    assert (rejection.name, rejection.code) == ("pipe.txt", "unreadable")
     assert "is not a regular file" in rejection.reason
 
 
@@ -374,8 +429,10 @@ def test_files_over_the_limit_are_not_read(tmp_path: Path) -> None:
     write(tmp_path / "big.txt", "x" * 2_000)
     write(tmp_path / "small.txt", "x")
     inputs, rejections = read_paths([tmp_path], max_bytes=LIMIT)
-    assert [i.name for i in inputs] == ["small"]
-    assert [(r.name, r.code) for r in rejections] == [("big", "too_large")]
+    assert [i.name for i in inputs] == ["small.txt"]
+    assert [(r.name, r.code, r.size, r.sha256) for r in rejections] == [
+        ("big.txt", "too_large", 2_000, None)
+    ]
     assert "2,000 bytes, over the limit of 1,000 bytes" in rejections[0].reason
 
 
@@ -383,4 +440,4 @@ def test_hostile_file_names_are_made_safe(tmp_path: Path) -> None:
     write(tmp_path / "tab\there\u202e.txt", "Tab")
     write(tmp_path / "..dots.md", "Dots")
     inputs, _ = read_paths([tmp_path / "tab\there\u202e.txt", tmp_path / "..dots.md"])
-    assert [i.name for i in inputs] == ["tab_here_", "dots"]
+    assert [i.name for i in inputs] == ["tab_here_.txt", "dots.md"]

@@ -15,6 +15,7 @@ from knowledge_assets.defs.extraction.partitions import BATCHES
 from knowledge_assets.defs.extraction.sensor import inbox_sensor
 from knowledge_assets.defs.resources import KnowledgeResource
 from knowledge_assets.demo import corpus_files
+from knowledge_assets.pipeline.batches import BatchStorage
 from knowledge_assets.settings import Settings
 
 
@@ -121,3 +122,40 @@ def test_dagster_tables_are_dagsters_and_ours_hold_no_workflow_state(
     assert {schema for schema, _ in rows} == {"public", "knowledge"}
     workflow_words = ("run", "status", "state", "job", "progress", "partition", "step")
     assert not [t for t in ours if any(w in t for w in workflow_words)]
+
+
+def test_when_every_file_is_refused_nothing_is_staged_or_requested(
+    dagster_instance: dg.DagsterInstance, settings: Settings, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("Caf\u00e9".encode("latin-1"))
+    _drop(settings.inbox_dir, [empty, latin])
+    result = _tick(dagster_instance, None)
+    assert not result.run_requests
+    assert not result.dynamic_partitions_requests
+    rejected = settings.inbox_dir / ".rejected"
+    assert "empty" in (rejected / "empty.txt.reason.txt").read_text(encoding="utf-8")
+    assert "UTF-8" in (rejected / "latin.txt.reason.txt").read_text(encoding="utf-8")
+    assert not (settings.storage_dir / "batches").exists()
+
+
+def test_files_in_folders_are_named_by_their_path_in_the_inbox(
+    dagster_instance: dg.DagsterInstance, settings: Settings
+) -> None:
+    source, other = corpus_files()[:2]
+    _drop(settings.inbox_dir / "reports" / "2024", [source])
+    _drop(settings.inbox_dir, [other])
+    first = _tick(dagster_instance, None)
+    (request,) = first.run_requests or []
+    batch_id = str(request.partition_key)
+    manifest = BatchStorage(settings.storage_dir).manifest(batch_id)
+    assert [e.name for e in manifest.documents] == sorted(
+        [f"reports/2024/{source.name}", other.name]
+    )
+    assert manifest.source == "inbox"
+    _tick(dagster_instance, first.cursor)
+    archived = settings.inbox_dir / ".submitted" / batch_id
+    assert (archived / "reports" / "2024" / source.name).is_file()
+    assert not (settings.inbox_dir / "reports").exists()

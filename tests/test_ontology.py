@@ -191,6 +191,32 @@ def test_hash_is_stable_and_tracks_content(default):
     assert parse_ontology(packaged.read_text(encoding="utf-8")).hash == default.hash
 
 
+DISJOINT = (
+    PREFIXES
+    + """
+ex:Agent a owl:Class .
+ex:Person a owl:Class ; rdfs:subClassOf ex:Agent .
+ex:Company a owl:Class ; rdfs:subClassOf ex:Agent ; owl:disjointWith ex:Person .
+ex:Place a owl:Class .
+ex:Airport a owl:Class ; rdfs:subClassOf ex:Place .
+ex:Song a owl:Class .
+[] a owl:AllDisjointClasses ; owl:members ( ex:Agent ex:Place ) .
+other:Outside owl:disjointWith ex:Song .
+"""
+)
+
+
+def test_disjointness_is_read_both_ways_and_inherited():
+    onto = parse_ontology(DISJOINT)
+    assert onto.disjoint("Person", "Company") and onto.disjoint("Company", "Person")
+    assert onto.disjoint("Airport", "Person")  # Place and Agent, by AllDisjointClasses
+    assert not onto.disjoint("Person", "Agent")
+    assert not onto.disjoint("Song", "Person")  # nothing said about songs
+    assert not onto.disjoint("Airport", "Place")
+    assert dict(onto.disjoint_with)["Agent"] == {"Place"}
+    assert "Song" not in onto.disjoint_with  # a statement about an outside class is ignored
+
+
 BROKEN = {
     "syntax": (
         PREFIXES + "ex:Person a owl:Class .\nex:Oops a \n",
@@ -237,6 +263,12 @@ BROKEN = {
         + "ex:Person a owl:Class .\n"
         + "ex:age a owl:ObjectProperty ; rdfs:domain ex:Person ; rdfs:range xsd:integer .",
         ["age", "is a datatype, not a class"],
+    ),
+    "class disjoint with its own superclass": (
+        PREFIXES
+        + "ex:Place a owl:Class .\n"
+        + "ex:Airport a owl:Class ; rdfs:subClassOf ex:Place ; owl:disjointWith ex:Place .",
+        ["'Airport'", "disjoint with itself or one of its superclasses"],
     ),
     "anonymous domain": (
         PREFIXES

@@ -128,7 +128,7 @@ def test_unsupported_files_are_refused_by_name(
     (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4")
     result = pipeline.run_paths([tmp_path])
     assert result.documents == 1
-    assert [r["name"] for r in result.rejections] == ["report"]
+    assert [r["name"] for r in result.rejections] == ["report.pdf"]
     assert ".txt" in result.rejections[0]["reason"]
 
 

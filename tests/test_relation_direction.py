@@ -68,3 +68,22 @@ def test_a_mislabelled_mention_never_turns_a_same_type_relation_around(
     # The small model tags "Caesar" as an organization here: killed(Caesar, Brutus) would fit
     # the property's types backwards, and must not be produced.
     assert ("Caesar", "killed", "Brutus") not in relations(extractor, "Brutus killed Caesar.")
+
+
+def test_a_trigger_links_its_nearest_argument_not_one_further_away(
+    extractor: SpacyExtractor,
+) -> None:
+    found = relations(
+        extractor, "Lena Marsh previously worked for Polar Optics, a company based in Bergen."
+    )
+    assert ("Polar Optics", "locatedIn", "Bergen") in found
+    assert ("Lena Marsh", "locatedIn", "Bergen") not in found
+
+
+def test_a_mention_that_cannot_take_the_role_does_not_stand_in_the_way(
+    extractor: SpacyExtractor,
+) -> None:
+    found = relations(
+        extractor, "Fjordway Holdings, based in Oslo, acquired Nordlys Lines in March."
+    )
+    assert ("Fjordway Holdings", "acquired", "Nordlys Lines") in found

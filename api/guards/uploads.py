@@ -2,8 +2,9 @@
 
 Uploaded file names are only ever metadata: the bytes are kept in memory or in anonymous
 temporary files while parsing, and the batch storage files them under their content hash. Names
-are cleaned by ``safe_name`` (no separators, controls or leading dots, bounded length) before
-anything else sees them, and nothing builds a path from them.
+are made document names by ``document_name``, as every way in does (``/`` between folders, each
+part cleaned of controls and leading dots, bounded length) before anything else sees them, and
+nothing builds a path from them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from starlette.requests import Request
 from api.errors import ApiError
 from api.guards.body_limit import BodyTooLarge
 from api.models import SubmitJson
-from knowledge_assets.pipeline.documents import safe_name
+from knowledge_assets.pipeline.documents import document_name
 from knowledge_assets.pipeline.models import DocumentInput
 
 __all__ = ["ALLOWED_FILE_TYPES", "Submission", "read_submission"]
@@ -59,7 +60,7 @@ async def _from_json(request: Request, max_files: int) -> Submission:
     if len(body.documents) > max_files:
         raise _too_many(max_files)
     documents = [
-        DocumentInput(name=safe_name(d.id), data=d.text.encode("utf-8")) for d in body.documents
+        DocumentInput(name=document_name(d.id), data=d.text.encode("utf-8")) for d in body.documents
     ]
     return Submission(documents, body.ontology)
 
@@ -88,7 +89,7 @@ async def _from_multipart(request: Request, max_files: int, max_bytes: int) -> S
 
 async def _document(field: str, upload: UploadFile) -> DocumentInput:
     content_type = (upload.content_type or "application/octet-stream").split(";")[0].lower()
-    name = safe_name(upload.filename or field)
+    name = document_name(upload.filename or field)
     if content_type not in ALLOWED_FILE_TYPES:
         raise ApiError(
             415,

@@ -11,7 +11,9 @@ from api.deps import Caller, Context
 from api.errors import ApiError, ErrorBody
 from api.guards.uploads import read_submission
 from api.models import BatchAccepted, BatchPage, BatchView, SubmitJson, dagster_link, events_link
+from knowledge_assets.orchestration.state import BatchStatus
 from knowledge_assets.pipeline.batches import BATCH_ID
+from knowledge_assets.pipeline.models import DocumentInput
 
 router = APIRouter(prefix="/batches", tags=["batches"])
 
@@ -67,14 +69,18 @@ _UPLOAD_SCHEMA = {
     openapi_extra=_UPLOAD_SCHEMA,
 )  # fmt: skip
 async def submit_batch(request: Request, context: Context, caller: Caller) -> BatchAccepted:
-    """Submit documents as JSON or as uploaded files; the same content gives the same batch."""
+    """Submit documents as JSON or as uploaded files; the same submission gives the same batch.
+
+    A submission whose every document is refused gets 422 ``all_documents_refused`` with each
+    document's reason, and nothing is queued.
+    """
     settings = context.settings
     submission = await read_submission(
         request, max_files=settings.api_max_upload_files, max_bytes=settings.api_max_upload_bytes
     )
     if submission.ontology is not None:
         await anyio.to_thread.run_sync(_check_ontology, context, submission.ontology)
-    status = await anyio.to_thread.run_sync(context.orchestrator.submit, submission.documents)
+    status = await anyio.to_thread.run_sync(_submit, context, submission.documents)
     return BatchAccepted(
         batch_id=status.batch_id,
         state=str(status.state),
@@ -114,6 +120,11 @@ def resume_batch(batch_id: BatchId, context: Context, caller: Caller) -> BatchVi
     """Re-execute the batch from its failure (nothing happens to a finished batch)."""
     status = context.orchestrator.resume(batch_id)
     return BatchView.of(status, context.settings.dagster_ui_url)
+
+
+def _submit(context: Context, documents: list[DocumentInput]) -> BatchStatus:
+    """Stage and start; raises ``NothingAccepted`` (a 422) when every document is refused."""
+    return context.orchestrator.submit(documents, source="api")
 
 
 def _check_ontology(context: Context, text: str) -> None:

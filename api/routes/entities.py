@@ -1,4 +1,4 @@
-"""The graph: entities with their evidence, and the whole graph as Turtle or JSON-LD."""
+"""The graph: entities with their evidence, documents, and the whole graph as Turtle or JSON-LD."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from fastapi.responses import Response
 
 from api.deps import Caller, Context
 from api.errors import ApiError, ErrorBody
-from api.graph_queries import find_entities, get_entity
-from api.models import EntityDetail, EntityPage
+from api.graph_queries import entity_types, find_entities, get_document, get_entity
+from api.models import DocumentView, EntityDetail, EntityPage, TypeCount
 
 router = APIRouter(tags=["graph"])
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 404, 422)}
@@ -36,10 +36,27 @@ def list_entities(
 def entity(
     entity_id: Annotated[str, Path(max_length=200)], context: Context, caller: Caller
 ) -> EntityDetail:
-    """One entity: aliases, mentions with document spans, relations in and out."""
+    """One entity: aliases, canonical entity, mentions, relations in and out with evidence."""
     found = get_entity(context.engine, entity_id)
     if found is None:
         raise ApiError(404, "entity_not_found", f"no entity {entity_id[:200]!r}")
+    return found
+
+
+@router.get("/types", response_model=list[TypeCount], responses=_ERRORS)
+def types(context: Context, caller: Caller) -> list[TypeCount]:
+    """Every type some entity has, with its number of entities."""
+    return entity_types(context.engine)
+
+
+@router.get("/documents/{document_id:path}", response_model=DocumentView, responses=_ERRORS)
+def document(
+    document_id: Annotated[str, Path(max_length=1200)], context: Context, caller: Caller
+) -> DocumentView:
+    """A stored document (by the ``document_id`` of its mentions): text and mentions."""
+    found = get_document(context.engine, document_id)
+    if found is None:
+        raise ApiError(404, "document_not_found", f"no document {document_id[:200]!r}")
     return found
 
 

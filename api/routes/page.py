@@ -18,16 +18,25 @@ _SECURITY_HEADERS = {
 
 @router.get("/")
 def index() -> FileResponse:
-    """The batches page."""
+    """The page: batches, and the graph to explore."""
     return FileResponse(STATIC / "index.html", headers=_SECURITY_HEADERS)
 
 
-@router.get("/static/{name}")
+# The page's files: a fixed list, so a requested name never becomes a path.
+_FILES = {
+    "app.js": ("app.js", "text/javascript"),
+    "explore.js": ("explore.js", "text/javascript"),
+    "app.css": ("app.css", "text/css"),
+    "vendor/cytoscape.min.js": ("vendor/cytoscape/cytoscape.min.js", "text/javascript"),
+}
+
+
+@router.get("/static/{name:path}")
 def static(name: str) -> FileResponse:
-    """The page's script and style (a fixed list: a name never becomes a path)."""
-    files = {"app.js": "text/javascript", "app.css": "text/css"}
-    if name not in files:
+    """The page's scripts, style and vendored library."""
+    if name not in _FILES:
         from api.errors import ApiError
 
         raise ApiError(404, "not_found", "no such file")
-    return FileResponse(STATIC / name, media_type=files[name], headers=_SECURITY_HEADERS)
+    path, media_type = _FILES[name]
+    return FileResponse(STATIC / path, media_type=media_type, headers=_SECURITY_HEADERS)

@@ -1,4 +1,4 @@
-"""``knowledge submit|status|cancel|resume``: batches on the platform that ``knowledge up`` runs.
+"""``knowledge submit|batches|status|cancel|resume``: batches on the platform ``knowledge up`` runs.
 
 These commands use the same orchestrator as the API, against the database and Dagster instance of
 the same ``KNOWLEDGE_HOME``; the running daemon picks the batches up.
@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from knowledge_assets.cli.platform_session import known_batch, orchestrator
+from knowledge_assets.cli.text import counted, timestamp
 from knowledge_assets.errors import UserFacingError
 from knowledge_assets.settings import Settings
 
@@ -32,6 +34,12 @@ def register(commands: Any) -> None:
     submit.add_argument("--follow", action="store_true", help="show live progress bars to the end")
     submit.set_defaults(handler=submit_command)
 
+    listing = commands.add_parser("batches", help="list batches, newest first, with their state")
+    listing.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    listing.add_argument("--offset", type=int, default=0, help="skip the newest N")
+    listing.add_argument("--json", action="store_true", help="one JSON line: a list of batches")
+    listing.set_defaults(handler=batches_command)
+
     status = commands.add_parser("status", help="a batch's state, stage and progress")
     status.add_argument("batch_id", metavar="BATCH")
     status.add_argument("--json", action="store_true")
@@ -49,18 +57,22 @@ def register(commands: Any) -> None:
 
 
 def submit_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Stage the files as a batch, start it, and optionally wait for or follow it to its end."""
+    """Stage the files as a batch, start it, and optionally wait for or follow it to its end.
+
+    When every document is refused nothing is submitted: the reasons are printed, exit code 2.
+    """
+    from knowledge_assets.pipeline.batches import NothingAccepted
     from knowledge_assets.pipeline.documents import read_paths
 
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         raise UserFacingError(f"no such file or folder: {', '.join(missing)}")
     items, refused = read_paths(args.paths, max_bytes=settings.max_document_bytes)
-    if not items:
-        reasons = "; ".join(f"{r.name}: {r.reason}" for r in refused) or "no files found"
-        raise UserFacingError(f"nothing to submit ({reasons})")
     with orchestrator(settings) as orch:
-        status = orch.submit(items, refused=refused)
+        try:
+            status = orch.submit(items, refused=refused, source="cli")
+        except NothingAccepted as nothing:
+            return _all_refused(nothing, args.json)
         _warn_without_daemon(orch)
         if not args.json:
             print(f"batch {status.batch_id}: {status.state}", flush=True)
@@ -80,6 +92,59 @@ def submit_command(args: argparse.Namespace, settings: Settings) -> int:
                 raise UserFacingError(message) from exc
     _report(status, args.json, short=not args.wait)
     return 0 if status.state.value != "failed" else 1
+
+
+def _all_refused(nothing: Any, as_json: bool) -> int:
+    """Every document was refused: say why for each one; exit code 2, as for any user error."""
+    lines = [f"  {r.name}: {r.reason}" for r in nothing.rejections] or ["  no files found"]
+    print("knowledge: error: every document was refused; nothing was submitted:", file=sys.stderr)
+    print("\n".join(lines), file=sys.stderr)
+    if as_json:
+        documents = [r.model_dump(include={"name", "code", "reason"}) for r in nothing.rejections]
+        error = {"code": "all_documents_refused", "message": str(nothing), "documents": documents}
+        print(json.dumps({"error": error}, sort_keys=True))
+    return 2
+
+
+def batches_command(args: argparse.Namespace, settings: Settings) -> int:
+    """List batches with state, source, times and counts."""
+    if args.limit < 1 or args.offset < 0:
+        raise UserFacingError("--limit must be at least 1 and --offset at least 0")
+    with orchestrator(settings) as orch:
+        statuses = orch.list_batches(offset=args.offset, limit=args.limit)
+    if args.json:
+        print(json.dumps([s.model_dump(mode="json") for s in statuses], sort_keys=True))
+        return 0
+    if not statuses:
+        print(f"no batches under {settings.home} yet: `knowledge submit PATH`")
+        return 0
+    print(BATCH_HEADER)
+    for status in statuses:
+        print(batch_line(status))
+    return 0
+
+
+BATCH_HEADER = (
+    f"{'batch':<18} {'state':<13} {'source':<6} {'submitted':<19} {'duration':>9}  "
+    "documents  chunks     entities  relations"
+)
+
+
+def batch_line(status: BatchStatus) -> str:
+    """One batch as a row under ``BATCH_HEADER``."""
+    p = status.progress
+    submitted = (
+        status.submitted_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        if status.submitted_at
+        else "?"
+    )
+    duration = f"{status.duration_s:.1f} s" if status.duration_s is not None else "-"
+    documents = f"{p.documents}" + (f" (+{p.rejected} refused)" if p.rejected else "")
+    return (
+        f"{status.batch_id:<18} {status.state.value:<13} {status.source or '?':<6} "
+        f"{submitted:<19} {duration:>9}  {documents:<9}  {p.chunks_done:>4}/{p.chunks_total:<5}"
+        f" {p.entities:>8}  {p.relations:>9}"
+    )
 
 
 def status_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -128,8 +193,16 @@ def _report(status: BatchStatus, as_json: bool, *, short: bool = False) -> None:
         f"  chunks       {progress.chunks_done}/{progress.chunks_total} extracted "
         f"({progress.chunks_reused} from the checkpoint cache)"
     )
-    print(f"  graph        {progress.entities} entities, {progress.relations} relations")
+    entities, relations = (
+        counted(progress.entities, "entity"),
+        counted(progress.relations, "relation"),
+    )
+    print(f"  graph        {entities}, {relations}")
     print(f"  quarantined  {progress.quarantined}")
+    print(f"  submitted    {timestamp(status.submitted_at)} by {status.source or '?'}")
+    if status.finished_at is not None:
+        took = f" after {status.duration_s:.1f} s" if status.duration_s is not None else ""
+        print(f"  finished     {timestamp(status.finished_at)}{took}")
     if status.error:
         print(f"  error        {status.error} (failed in {status.failed_stage})")
     for document in status.documents:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import sqlalchemy.exc
 
 from knowledge_assets.cli.platform_session import known_batch, orchestrator
+from knowledge_assets.cli.text import counted
 from knowledge_assets.errors import UserFacingError
 from knowledge_assets.pipeline.progress import STAGES
 from knowledge_assets.settings import Settings
@@ -98,7 +99,8 @@ class ProgressBoard:
         elif kind == "progress" and stage and data.get("total"):
             self.done[stage] = (data["done"], data["total"])
         elif kind == "entity_count":
-            self.note = f"{data.get('entities')} entities, {data.get('relations')} relations"
+            entities, relations = int(data.get("entities") or 0), int(data.get("relations") or 0)
+            self.note = f"{counted(entities, 'entity')}, {counted(relations, 'relation')}"
         elif kind in ("retry", "error"):
             self.note = f"{kind}: {data.get('message', '')}"
         self._show(kind, data)

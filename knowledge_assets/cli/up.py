@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from knowledge_assets.cli.text import counted
 from knowledge_assets.errors import UserFacingError
 from knowledge_assets.settings import Settings
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    from knowledge_assets.platform.supervisor import DemoDrop
+
+__all__ = ["demo_banner", "register"]
 
 
 def register(commands: Any) -> None:
@@ -55,10 +59,20 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
     joined = "to add workers" if args.listen else "for more local workers"
     print(f"workers:     {platform.workers} local; {joined}: knowledge worker --join "
           f"{settings.home / 'cluster.env'}", flush=True)  # fmt: skip
-    if args.demo:
-        print("demo corpus dropped into the inbox; watch the assets fill in", flush=True)
+    if platform.demo_drop is not None:
+        print(demo_banner(platform.demo_drop), flush=True)
     print("Ctrl-C stops everything", flush=True)
     return platform.wait()
+
+
+def demo_banner(drop: DemoDrop) -> str:
+    """What ``--demo`` did, in one line: a restart says it dropped nothing again."""
+    dropped, kept = counted(len(drop.dropped), "file"), counted(len(drop.kept), "file")
+    if not drop.kept:
+        return f"demo corpus: {dropped} dropped into the inbox; watch the assets fill in"
+    if not drop.dropped:
+        return f"demo corpus: all {kept} submitted before; nothing dropped"
+    return f"demo corpus: {dropped} dropped into the inbox; {kept} submitted before left alone"
 
 
 def _print_api(settings: Settings, token: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 NAMED_TYPES = frozenset({"HUM", "LOC", "NON"})
 
@@ -47,6 +47,15 @@ def load_gold_mentions(root: Path) -> list[GoldMention]:
 def named_entity_mentions(mentions: list[GoldMention]) -> list[GoldMention]:
     """The named HUM/LOC/NON mentions: what an NER model is expected to find."""
     return [m for m in mentions if m.named and m.type in NAMED_TYPES]
+
+
+def gold_doc_id(document_name: str) -> str:
+    """The gold id of a pipeline document: its name without folders or extension.
+
+    Gold files name documents by file stem (``1_1ecb``); the pipeline by the file's name as
+    submitted (``1_1ecb.txt``).
+    """
+    return PurePosixPath(document_name).stem
 
 
 def doc_paths(root: Path) -> list[Path]:

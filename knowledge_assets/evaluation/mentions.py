@@ -11,6 +11,7 @@ from typing import Any
 from knowledge_assets.evaluation.gold import (
     GoldMention,
     doc_paths,
+    gold_doc_id,
     load_gold_mentions,
     named_entity_mentions,
 )
@@ -51,7 +52,7 @@ def _pipeline_spans(root: Path, settings: Settings) -> tuple[Spans, list[str]]:
     prepared = stages.prepare(items, max_bytes=settings.max_document_bytes)
     chunks = stages.chunk(prepared, max_chars=settings.chunk_max_chars)
     by_id = {c.id: c for c in chunks.chunks}
-    names = {d.id: d.name for d in prepared.documents}
+    names = {d.id: gold_doc_id(d.name) for d in prepared.documents}
     spans: Spans = defaultdict(list)
     for result in extractor.extract(chunks.chunks):
         chunk = by_id[result.chunk_id]

@@ -13,7 +13,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,11 @@ import sqlalchemy as sa
 
 from knowledge_assets.db import tables as t
 from knowledge_assets.db.scratch import scratch_engine
+from knowledge_assets.evaluation.errors import error_classes
 from knowledge_assets.evaluation.gold import (
     GoldMention,
     doc_paths,
+    gold_doc_id,
     load_gold_mentions,
     named_entity_mentions,
 )
@@ -32,10 +34,21 @@ from knowledge_assets.pipeline.mention_records import MentionRecord, resolve_rec
 from knowledge_assets.pipeline.ontology import Ontology, load_ontology
 from knowledge_assets.pipeline.pipeline import ExtractionPipeline
 from knowledge_assets.pipeline.registry import canonical_of, merge_new_batches
+from knowledge_assets.pipeline.resolution.ablation import ALL_ON, Rule
 from knowledge_assets.pipeline.resolution.evaluate import b_cubed, pairwise
 from knowledge_assets.settings import Settings
 
-__all__ = ["evaluate_resolution", "exact_key", "head_key"]
+__all__ = [
+    "Run",
+    "baseline_head",
+    "evaluate_resolution",
+    "exact_key",
+    "head_key",
+    "named_gold",
+    "resolve_gold",
+    "scores",
+    "topic_order",
+]
 
 Clusters = dict[str, str]
 """Gold item id -> predicted cluster id."""
@@ -59,32 +72,65 @@ def head_key(text: str, label: str) -> str:
 
 
 def evaluate_resolution(
-    root: Path, settings: Settings, *, end_to_end: bool = True
+    root: Path,
+    settings: Settings,
+    *,
+    end_to_end: bool = True,
+    one_batch: bool = False,
+    without: frozenset[Rule] = ALL_ON,
+    errors: int = 0,
 ) -> dict[str, Any]:
-    """Scores of the resolver and the baselines on gold mentions, and end to end if asked."""
-    gold = named_entity_mentions(load_gold_mentions(root))
+    """Scores of the resolver and the baselines on gold mentions, and end to end if asked.
+
+    Args:
+        root: The corpus, in the ecbplus-dev format.
+        settings: The database server and the resolution threshold.
+        end_to_end: Also run the documents through the offline pipeline.
+        one_batch: Resolve the resolver-alone run as one batch of every document, as
+            ``knowledge resolve`` does without ``--batch-field``, instead of a batch per topic.
+        without: Rules to turn off for the resolver-alone run (``resolution.ablation``).
+        errors: Also report where the resolver alone loses points (``errors``), listing this
+            many of the heaviest wrong and missed merges; 0 for none.
+    """
+    gold = named_gold(root)
     truth = {str(i): g.chain for i, g in enumerate(gold)}
     ontology = load_ontology(settings.ontology)
     began = time.perf_counter()
+    run = Run(ontology, settings, settings.resolution_threshold, without, one_batch)
+    predicted = resolve_gold(gold, run)
     report: dict[str, Any] = {
         "gold_named_mentions": len(gold),
         "gold_chains": len(set(truth.values())),
-        "batches": len({g.topic for g in gold}),
-        "resolver_alone": _scores(truth, _resolver_alone(gold, ontology, settings)),
-        "baseline_exact": _scores(truth, _baseline(gold, exact_key)),
-        "baseline_head": _scores(truth, _baseline(gold, head_key)),
+        "batches": 1 if one_batch else len({g.topic for g in gold}),
+        "without": sorted(without),
+        "resolver_alone": scores(truth, predicted),
+        "baseline_exact": scores(truth, _baseline(gold, exact_key)),
+        "baseline_head": scores(truth, _baseline(gold, head_key)),
     }
     report["resolver_alone_seconds"] = round(time.perf_counter() - began, 2)
+    if errors:
+        report["resolver_alone_errors"] = error_classes(gold, predicted, errors)
     if end_to_end:
         report.update(_end_to_end(root, gold, truth, ontology, settings))
     return report
 
 
-def _scores(truth: Mapping[str, str], predicted: Mapping[str, str]) -> dict[str, Any]:
+def named_gold(root: Path) -> list[GoldMention]:
+    """The corpus's gold named HUM/LOC/NON mentions: what resolution is scored on."""
+    return named_entity_mentions(load_gold_mentions(root))
+
+
+def scores(truth: Mapping[str, str], predicted: Mapping[str, str]) -> dict[str, Any]:
+    """B-cubed and pairwise scores, rounded, of the gold items' predicted clusters."""
     return {
         "b_cubed": {k: round(v, 4) for k, v in asdict(b_cubed(truth, predicted)).items()},
         "pairwise": {k: round(v, 4) for k, v in asdict(pairwise(truth, predicted)).items()},
     }
+
+
+def topic_order(topic: str) -> tuple[int, str]:
+    """Sort key putting topics in numeric order ("2" before "10")."""
+    return len(topic), topic
 
 
 def _by_topic(gold: Sequence[GoldMention]) -> list[list[int]]:
@@ -92,19 +138,44 @@ def _by_topic(gold: Sequence[GoldMention]) -> list[list[int]]:
     topics: dict[str, list[int]] = defaultdict(list)
     for i, g in enumerate(gold):
         topics[g.topic].append(i)
-    return [topics[k] for k in sorted(topics, key=lambda k: (len(k), k))]
+    return [topics[k] for k in sorted(topics, key=topic_order)]
 
 
-def _resolver_alone(
-    gold: Sequence[GoldMention], ontology: Ontology, settings: Settings
-) -> Clusters:
+@dataclass(frozen=True)
+class Run:
+    """How to resolve gold mentions.
+
+    The ontology, the database server, the threshold, the rules turned off, and whether all
+    documents form one batch rather than a batch per topic.
+    """
+
+    ontology: Ontology
+    settings: Settings
+    threshold: float
+    without: frozenset[Rule] = ALL_ON
+    one_batch: bool = False
+
+
+def resolve_gold(gold: Sequence[GoldMention], run: Run) -> Clusters:
+    """The gold mentions resolved as ``knowledge resolve`` would, in a scratch database.
+
+    Each topic is one batch, merged into the registry in topic order (or, with
+    ``run.one_batch``, all of them form one batch). Returns gold item id (its index in
+    ``gold``, as text) -> canonical entity id.
+    """
     records = [MentionRecord(g.doc_id, g.start, g.end, g.text, g.type) for g in gold]
-    batches = [[records[i] for i in topic] for topic in _by_topic(gold)]
-    with scratch_engine(settings, prefix="ka_eval") as engine:
+    groups = [list(range(len(gold)))] if run.one_batch else _by_topic(gold)
+    batches = [[records[i] for i in group] for group in groups]
+    with scratch_engine(run.settings, prefix="ka_eval") as engine:
         canonical = resolve_records(
-            engine, ontology, batches, threshold=settings.resolution_threshold
+            engine, run.ontology, batches, threshold=run.threshold, without=run.without
         )
     return {str(i): canonical[r.id] for i, r in enumerate(records)}
+
+
+def baseline_head(gold: Sequence[GoldMention]) -> Clusters:
+    """The head-match baseline's clusters of the gold mentions."""
+    return _baseline(gold, head_key)
 
 
 def _baseline(gold: Sequence[GoldMention], key: Callable[[str, str], str]) -> Clusters:
@@ -137,10 +208,10 @@ def _end_to_end(
     ceiling = {i: truth[i] for i in aligned}
     return {
         "end_to_end_aligned_mentions": len(aligned),
-        "end_to_end_ceiling": _scores(truth, ceiling),
-        "end_to_end_resolver": _scores(truth, resolver),
-        "end_to_end_baseline_exact": _scores(truth, exact),
-        "end_to_end_baseline_head": _scores(truth, head),
+        "end_to_end_ceiling": scores(truth, ceiling),
+        "end_to_end_resolver": scores(truth, resolver),
+        "end_to_end_baseline_exact": scores(truth, exact),
+        "end_to_end_baseline_head": scores(truth, head),
         "end_to_end_seconds": round(time.perf_counter() - began, 2),
     }
 
@@ -156,7 +227,7 @@ def _extract(
     with scratch_engine(settings, prefix="ka_eval") as engine:
         pipeline = ExtractionPipeline(settings, engine=engine, ontology=ontology)
         try:
-            for topic in sorted(paths, key=lambda k: (len(k), k)):
+            for topic in sorted(paths, key=topic_order):
                 items, _ = read_paths(paths[topic], max_bytes=settings.max_document_bytes)
                 pipeline.run(items)
         finally:
@@ -174,7 +245,9 @@ def _extracted_rows(engine: sa.Engine) -> dict[str, list[Extracted]]:
     found: dict[str, list[Extracted]] = defaultdict(list)
     with engine.connect() as connection:
         for name, start, end, text, label, entity in connection.execute(query):
-            found[name].append((start, end, text, label, canonical.get(entity, entity)))
+            found[gold_doc_id(name)].append(
+                (start, end, text, label, canonical.get(entity, entity))
+            )
     return found
 
 

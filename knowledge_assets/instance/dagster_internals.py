@@ -36,6 +36,7 @@ from dagster._serdes import ConfigurableClassData
 __all__ = [
     "DAGSTER_VERSION",
     "PARTITION_NAME_TAG",
+    "RUN_RETRY_CURSOR_KEYS",
     "WILL_RETRY_TAG",
     "CheckRunHealthResult",
     "CodeLocationRuns",
@@ -49,6 +50,7 @@ __all__ = [
     "instance_on_database",
     "records_after",
     "run_id_of_task",
+    "start_run_retry_cursors",
 ]
 
 DAGSTER_VERSION = "1.13.27"
@@ -70,6 +72,29 @@ def instance_on_database(home: Path, database_url: str) -> dg.DagsterInstance:
             block["config"]["postgres_url"] = database_url
     ref = InstanceRef.from_dir(str(home), overrides={"storage": storage})
     return dg.DagsterInstance.from_ref(ref)
+
+
+# The run retry daemon (Dagster's EventLogConsumerDaemon) keeps one cursor per event type under
+# these keys; with none it starts at the newest event and ignores every older one.
+_RETRY_CURSOR_EVENTS = (dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_SUCCESS)
+RUN_RETRY_CURSOR_KEYS = frozenset(
+    f"EVENT_LOG_CONSUMER_CURSOR-{event.value}" for event in _RETRY_CURSOR_EVENTS
+)
+
+
+def start_run_retry_cursors(instance: dg.DagsterInstance) -> None:
+    """Give the run retry daemon its cursors now, if it has none yet.
+
+    On a new instance the daemon's first iteration sets its cursors to the newest event and
+    ignores older ones, so a run that failed before that iteration (a crash in a batch's first
+    second, right after the platform started) was never retried. Setting them while the
+    instance is prepared, before any run exists, makes every later failure count.
+    """
+    present = instance.daemon_cursor_storage.get_cursor_values(set(RUN_RETRY_CURSOR_KEYS))
+    newest = str(instance.event_log_storage.get_maximum_record_id() or 0)
+    missing = {key: newest for key in RUN_RETRY_CURSOR_KEYS if present.get(key) is None}
+    if missing:
+        instance.daemon_cursor_storage.set_cursor_values(missing)
 
 
 def records_after(

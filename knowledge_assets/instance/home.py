@@ -15,14 +15,18 @@ import dagster as dg
 
 from knowledge_assets.db.engine import database_url as configured_database_url
 from knowledge_assets.files import write_atomic
-from knowledge_assets.instance.dagster_internals import instance_on_database
+from knowledge_assets.instance.dagster_internals import (
+    instance_on_database,
+    start_run_retry_cursors,
+)
 from knowledge_assets.settings import Settings
 
-__all__ = ["INSTANCE_CONFIG", "WORKSPACE", "open_instance", "write_dagster_home"]
+__all__ = ["INSTANCE_CONFIG", "LOCATION", "WORKSPACE", "open_instance", "write_dagster_home"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INSTANCE_CONFIG = PROJECT_ROOT / "dagster.yaml"
 WORKSPACE = PROJECT_ROOT / "workspace.yaml"
+LOCATION = "knowledge_assets"  # the code location's name, in every workspace
 
 
 def write_dagster_home(settings: Settings) -> Path:
@@ -50,3 +54,16 @@ def open_instance(
         yield instance
     finally:
         instance.dispose()
+
+
+def prepare_instance(settings: Settings, database_url: str | None = None) -> None:
+    """Before any daemon starts: Dagster's tables created, the run retry cursors set.
+
+    One process does it, so two processes starting together never race to create the tables.
+    """
+    with open_instance(settings, database_url) as instance:
+        start_run_retry_cursors(instance)
+
+
+if __name__ == "__main__":
+    prepare_instance(Settings())

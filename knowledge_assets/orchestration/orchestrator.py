@@ -21,7 +21,7 @@ from knowledge_assets.defs import definitions
 from knowledge_assets.defs.extraction.job import extract_batch
 from knowledge_assets.defs.extraction.partitions import BATCHES
 from knowledge_assets.instance.dagster_internals import PARTITION_NAME_TAG, CodeLocationRuns
-from knowledge_assets.instance.home import PROJECT_ROOT, open_instance
+from knowledge_assets.instance.home import LOCATION, PROJECT_ROOT, open_instance
 from knowledge_assets.instance.launcher import LeasedCeleryRunLauncher
 from knowledge_assets.instance.leases import LeaseBusy, LeaseStore
 from knowledge_assets.orchestration.commit_horizon import CommitHorizon
@@ -29,16 +29,21 @@ from knowledge_assets.orchestration.events import BatchEvent, EventId
 from knowledge_assets.orchestration.feed import BatchEventFeed
 from knowledge_assets.orchestration.snapshot import INTERRUPTED_TAG, batch_status
 from knowledge_assets.orchestration.state import BatchState, BatchStatus, check_transition
-from knowledge_assets.pipeline.batches import BatchManifest, BatchStorage, UnknownBatchError
+from knowledge_assets.pipeline.batches import (
+    BatchManifest,
+    BatchStorage,
+    NothingAccepted,
+    Source,
+    UnknownBatchError,
+)
 from knowledge_assets.pipeline.extractors.factory import extractor_info
 from knowledge_assets.pipeline.models import DocumentInput, DocumentRejection
 from knowledge_assets.pipeline.object_store import storage_root
 from knowledge_assets.pipeline.ontology import load_ontology
 from knowledge_assets.settings import Settings
 
-__all__ = ["BatchTimeout", "Orchestrator", "UnknownBatchError"]
+__all__ = ["BatchTimeout", "NothingAccepted", "Orchestrator", "UnknownBatchError"]
 
-LOCATION = "knowledge_assets"  # the location_name in workspace.yaml
 _ACTIVE = {
     dg.DagsterRunStatus.NOT_STARTED,
     dg.DagsterRunStatus.QUEUED,
@@ -86,17 +91,24 @@ class Orchestrator:
     # -- submitting -------------------------------------------------------------------------
 
     def submit(
-        self, items: Sequence[DocumentInput], refused: Sequence[DocumentRejection] = ()
+        self,
+        items: Sequence[DocumentInput],
+        refused: Sequence[DocumentRejection] = (),
+        source: Source = "python",
     ) -> BatchStatus:
-        """Stage documents as a batch and start it; the same content gives the same batch.
+        """Stage documents as a batch and start it; the same submission gives the same batch.
 
         ``refused`` are documents refused before they could be read (e.g. unreadable files):
-        they are kept with the batch so its status names them.
+        they are part of the batch and its status names them. A submission whose every document
+        is refused raises ``NothingAccepted``: nothing is staged or queued.
         """
-        return self.start(self.stage(items, refused).batch_id)
+        return self.start(self.stage(items, refused, source).batch_id)
 
     def stage(
-        self, items: Sequence[DocumentInput], refused: Sequence[DocumentRejection] = ()
+        self,
+        items: Sequence[DocumentInput],
+        refused: Sequence[DocumentRejection] = (),
+        source: Source = "python",
     ) -> BatchManifest:
         """Store the documents as a batch (content-addressed) without starting it."""
         ontology = load_ontology(self.settings.ontology)
@@ -106,6 +118,7 @@ class Orchestrator:
             ontology_hash=ontology.hash,
             extractor=extractor_info(self.settings, ontology),
             refused=refused,
+            source=source,
         )
 
     def start(self, batch_id: str) -> BatchStatus:
@@ -138,7 +151,7 @@ class Orchestrator:
     def poll(self, batch_id: str) -> BatchStatus:
         """The batch's state, stage, counts, errors and runs."""
         manifest = self._storage.manifest(batch_id)
-        return batch_status(self._instance, self._engine, manifest, self._runs(batch_id))
+        return batch_status(self._instance, self._engine, manifest, self._run_records(batch_id))
 
     def run_ids(self, batch_id: str) -> list[str]:
         """Every run of the batch, oldest first (retries included)."""
@@ -247,10 +260,14 @@ class Orchestrator:
     # -- internals --------------------------------------------------------------------------
 
     def _runs(self, batch_id: str) -> list[dg.DagsterRun]:
-        runs = self._instance.get_runs(
+        return [record.dagster_run for record in self._run_records(batch_id)]
+
+    def _run_records(self, batch_id: str) -> list[dg.RunRecord]:
+        """The batch's runs with their start and end times, oldest first."""
+        records = self._instance.get_run_records(
             dg.RunsFilter(job_name=extract_batch.name, tags={PARTITION_NAME_TAG: batch_id})
         )
-        return list(reversed(runs))
+        return list(reversed(records))
 
     def _latest(self, batch_id: str) -> dg.DagsterRun | None:
         runs = self._instance.get_runs(

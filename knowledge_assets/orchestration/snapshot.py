@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
-from dagster import DagsterEventType, DagsterRun, DagsterRunStatus
+from dagster import DagsterEventType, DagsterRun, DagsterRunStatus, RunRecord
 
 from knowledge_assets.db.tables import quarantine
 from knowledge_assets.instance.dagster_internals import WILL_RETRY_TAG
 from knowledge_assets.instance.leases import LeaseStore
 from knowledge_assets.orchestration.state import (
+    BatchState,
     BatchStatus,
     DocumentStatus,
     RunView,
@@ -31,13 +33,16 @@ def batch_status(
     instance: dg.DagsterInstance,
     engine: sa.Engine,
     manifest: BatchManifest,
-    runs: Sequence[DagsterRun],
+    records: Sequence[RunRecord],
 ) -> BatchStatus:
-    """Everything ``poll`` answers about one batch; ``runs`` oldest first."""
+    """Everything ``poll`` answers about one batch; ``records`` of its runs, oldest first."""
+    runs = [record.dagster_run for record in records]
     views = [run_view(instance, run) for run in runs]
     derived = derive_state(views)
     counts = {stage: _stage_counts(instance, stage, manifest.batch_id) for stage in STAGES}
     live = _live_progress(instance, runs[-1].run_id) if runs else None
+    started, finished = _run_times(records, derived.state)
+    begun = manifest.submitted_at or started
     return BatchStatus(
         batch_id=manifest.batch_id,
         state=derived.state,
@@ -49,7 +54,32 @@ def batch_status(
         runs=[run.run_id for run in runs],
         workers=LeaseStore(engine).nodes([run.run_id for run in runs]),
         documents=_documents(engine, manifest),
+        source=manifest.source,
+        submitted_at=manifest.submitted_at,
+        started_at=started,
+        finished_at=finished,
+        duration_s=round((finished - begun).total_seconds(), 3) if finished and begun else None,
     )
+
+
+def _run_times(
+    records: Sequence[RunRecord], state: BatchState
+) -> tuple[datetime | None, datetime | None]:
+    """When the batch's first run started, and when the run that ended the batch ended."""
+    starts = [r.start_time for r in records if r.start_time is not None]
+    started = _utc(min(starts)) if starts else None
+    if state == BatchState.COMPLETE:
+        ends = [r.end_time for r in records if r.dagster_run.status == DagsterRunStatus.SUCCESS]
+    elif state == BatchState.FAILED:
+        ends = [records[-1].end_time]
+    else:
+        ends = []
+    ended = next((end for end in ends if end is not None), None)
+    return started, _utc(ended) if ended is not None else None
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
 
 
 def run_view(instance: dg.DagsterInstance, run: DagsterRun) -> RunView:

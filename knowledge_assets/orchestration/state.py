@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import Field
@@ -175,7 +176,13 @@ class DocumentStatus(Frozen):
 
 
 class BatchStatus(Frozen):
-    """What ``poll`` answers: the state machine's view of a batch plus its counts and runs."""
+    """What ``poll`` answers: the state machine's view of a batch plus its counts and runs.
+
+    ``source`` and ``submitted_at`` come from the batch's record (its first submission);
+    ``started_at`` and ``finished_at`` from Dagster's run records (the first run's start, the end
+    of the run that completed the batch, or of the latest run of a failed one);
+    ``duration_s`` is from submission (or start) to finish.
+    """
 
     batch_id: str
     state: BatchState
@@ -188,6 +195,11 @@ class BatchStatus(Frozen):
     # Run id -> the worker node (``name@host``) that executed it; runs no worker took are absent.
     workers: dict[str, str] = Field(default_factory=dict)
     documents: list[DocumentStatus] = Field(default_factory=list)
+    source: str | None = None
+    submitted_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
 
     @property
     def resumable(self) -> bool:

@@ -3,7 +3,8 @@
 Every worker reads a batch from here, so submitting (API, sensor, CLI) and running (any process,
 any host sharing the storage folder or bucket, ``object_store.py``) are decoupled. Writes are
 atomic and idempotent: staging the same documents twice yields the same batch id and rewrites
-nothing.
+nothing. A manifest is the batch's record: written once, by the first submission, and never
+changed afterwards.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from upath import UPath
 
-from knowledge_assets.pipeline.documents import prepare_documents
+from knowledge_assets.pipeline.documents import prepare_inputs
 from knowledge_assets.pipeline.models import (
     Batch,
     DocumentInput,
@@ -23,9 +26,15 @@ from knowledge_assets.pipeline.models import (
     ExtractorInfo,
     Frozen,
 )
-from knowledge_assets.pipeline.object_store import modified_times, read_object, write_object
+from knowledge_assets.pipeline.object_store import (
+    create_object,
+    modified_times,
+    read_object,
+    write_object,
+)
 
 BATCH_ID = re.compile(r"^b[0-9a-f]{16}$")
+Source = Literal["cli", "inbox", "api", "python"]
 
 
 class ManifestEntry(Frozen):
@@ -37,17 +46,33 @@ class ManifestEntry(Frozen):
 
 
 class BatchManifest(Frozen):
-    """Everything needed to run a batch anywhere: documents, refusals, ontology, extractor."""
+    """Everything needed to run a batch anywhere: documents, refusals, ontology, extractor.
+
+    ``source`` and ``submitted_at`` say how and when the batch was first submitted; they are not
+    part of the batch id (a pure function of the content), and a later submission of the same
+    content leaves them as they are. Manifests staged before they existed have neither.
+    """
 
     batch_id: str
     documents: tuple[ManifestEntry, ...]
     rejections: tuple[DocumentRejection, ...] = ()
     ontology_hash: str
     extractor: ExtractorInfo
+    source: Source | None = None
+    submitted_at: datetime | None = None
 
 
 class UnknownBatchError(KeyError):
     """No manifest exists for the batch id."""
+
+
+class NothingAccepted(ValueError):
+    """Every document of a submission was refused: no batch is made, nothing is queued."""
+
+    def __init__(self, rejections: Sequence[DocumentRejection]) -> None:
+        reasons = "; ".join(r.reason for r in rejections) or "no documents"
+        super().__init__(f"every document was refused: {reasons}")
+        self.rejections = tuple(rejections)
 
 
 class BatchStorage:
@@ -64,28 +89,37 @@ class BatchStorage:
         ontology_hash: str,
         extractor: ExtractorInfo,
         refused: Sequence[DocumentRejection] = (),
+        source: Source = "python",
     ) -> BatchManifest:
-        """Store the documents and the manifest; return it (its id is the idempotency key)."""
-        documents, rejections = prepare_documents(items, max_bytes=max_bytes)
-        batch = Batch.create(documents, ontology_hash, extractor)
-        accepted = {d.name for d in documents}
-        entries: list[ManifestEntry] = []
-        for item in items:
-            if item.name in accepted and item.name not in {e.name for e in entries}:
-                entries.append(
-                    ManifestEntry(
-                        name=item.name, blob=self.put_blob(item.data), size=len(item.data)
-                    )
-                )
+        """Store the documents and the batch's manifest; return the manifest of record.
+
+        Its id is the idempotency key. If the batch was staged before, nothing is rewritten and
+        the first manifest is returned. Raises ``NothingAccepted`` (and stores nothing) when no
+        document is accepted.
+        """
+        accepted, rejections = prepare_inputs(items, max_bytes=max_bytes)
+        refusals = (*refused, *rejections)
+        if not accepted:
+            raise NothingAccepted(refusals)
+        documents = [document for _, document in accepted]
+        batch = Batch.create(documents, refusals, ontology_hash, extractor)
+        entries = [
+            ManifestEntry(name=d.name, blob=self.put_blob(item.data), size=len(item.data))
+            for item, d in accepted
+        ]
         manifest = BatchManifest(
             batch_id=batch.id,
             documents=tuple(sorted(entries, key=lambda e: e.name)),
-            rejections=tuple(refused) + tuple(rejections),
+            rejections=refusals,
             ontology_hash=ontology_hash,
             extractor=extractor,
+            source=source,
+            submitted_at=datetime.now(UTC),
         )
-        write_object(self.manifest_path(batch.id), manifest.model_dump_json().encode(), sync=True)
-        return manifest
+        record = manifest.model_dump_json().encode()
+        if create_object(self.manifest_path(batch.id), record, sync=True):
+            return manifest
+        return self.manifest(batch.id)
 
     def put_blob(self, data: bytes) -> str:
         """Store bytes under their SHA-256 and return it."""
@@ -94,6 +128,10 @@ class BatchStorage:
         if not path.exists():
             write_object(path, data, sync=True)
         return digest
+
+    def holds(self, data: bytes) -> bool:
+        """Whether these bytes were stored before (as a document of some staged batch)."""
+        return self._blob_path(hashlib.sha256(data).hexdigest()).is_file()
 
     def read_blob(self, digest: str) -> bytes:
         """The bytes stored under ``digest``, verified."""

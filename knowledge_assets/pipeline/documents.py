@@ -21,9 +21,12 @@ from knowledge_assets.pipeline.models import Document, DocumentInput, DocumentRe
 
 __all__ = [
     "ALLOWED_SUFFIXES",
+    "MAX_DOCUMENT_NAME_CHARS",
     "MAX_NAME_CHARS",
     "decode_document",
+    "document_name",
     "prepare_documents",
+    "prepare_inputs",
     "read_paths",
     "safe_name",
 ]
@@ -34,6 +37,7 @@ RejectionCode = Literal[
 
 ALLOWED_SUFFIXES = (".md", ".txt")
 MAX_NAME_CHARS = 200
+MAX_DOCUMENT_NAME_CHARS = 1000
 
 # models.py has no "duplicate" code; a second document under a taken name is not supported.
 _NAME_CLASH: RejectionCode = "duplicate"
@@ -73,6 +77,7 @@ _UNPRINTABLE = (
 _UNPRINTABLE_CHARS = re.compile(f"[{_UNPRINTABLE}]")
 _UNSAFE_NAME_CHARS = re.compile(f"[/\\\\{_UNPRINTABLE}]")
 _LEADING_DOTS = re.compile(r"^[\s.]+")
+_NO_SEGMENT = re.compile(r"^[\s.]*$")
 
 
 class _Refusal(Exception):
@@ -97,8 +102,30 @@ def safe_name(name: str) -> str:
     cleaned = _LEADING_DOTS.sub("", cleaned).rstrip() or "unnamed"
     if len(cleaned) <= MAX_NAME_CHARS:
         return cleaned
-    digest = hashlib.sha256(cleaned.encode("utf-8")).hexdigest()[:8]
-    return f"{cleaned[: MAX_NAME_CHARS - 9].rstrip()}~{digest}"
+    return _shortened(cleaned, MAX_NAME_CHARS)
+
+
+def document_name(name: str) -> str:
+    """The name a submitted document goes by: the one function every way in uses.
+
+    A name is the file's path relative to the folder (or inbox) it was submitted from, with its
+    extension and ``/`` between folders, or the ``id`` of a JSON document, or an uploaded file's
+    name: so the same file gets the same name, and the same document id, whichever way it came.
+    Each ``/``-separated part is cleaned by ``safe_name``; empty, ``.`` and ``..`` parts are
+    dropped, because a name is metadata, never a path. Over ``MAX_DOCUMENT_NAME_CHARS`` it is cut
+    like ``safe_name`` cuts. Applying it twice changes nothing.
+    """
+    parts = [safe_name(part) for part in name.split("/") if not _NO_SEGMENT.match(part)]
+    joined = "/".join(parts) or "unnamed"
+    if len(joined) <= MAX_DOCUMENT_NAME_CHARS:
+        return joined
+    return _shortened(joined, MAX_DOCUMENT_NAME_CHARS)
+
+
+def _shortened(name: str, limit: int) -> str:
+    """The start of ``name``, ``~`` and 8 hex digits of its hash: ``limit`` characters at most."""
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return f"{name[: limit - 9].rstrip().rstrip('/')}~{digest}"
 
 
 def decode_document(item: DocumentInput, *, max_bytes: int) -> Document | DocumentRejection:
@@ -108,12 +135,23 @@ def decode_document(item: DocumentInput, *, max_bytes: int) -> Document | Docume
     accepted: anything else is refused rather than guessed, because a wrong guess corrupts text
     silently. The decoded text is kept as is (no newline or Unicode normalisation).
     """
-    name = safe_name(item.name)
+    name = document_name(item.name)
     try:
         text = _decode(item.data, name=name, max_bytes=max_bytes)
     except _Refusal as refusal:
-        return DocumentRejection(name=name, code=refusal.code, reason=refusal.reason)
+        return _refused(name, refusal.code, refusal.reason, item.data)
     return Document.create(name, text)
+
+
+def _refused(name: str, code: RejectionCode, reason: str, data: bytes) -> DocumentRejection:
+    """A refusal with what identifies its content in the batch id (see ``Batch.create``).
+
+    A document too large is known by its size only: a reader may refuse it unread.
+    """
+    if code == "too_large":
+        return DocumentRejection(name=name, code=code, reason=reason, size=len(data))
+    digest = hashlib.sha256(data).hexdigest()
+    return DocumentRejection(name=name, code=code, reason=reason, sha256=digest, size=len(data))
 
 
 def _decode(data: bytes, *, name: str, max_bytes: int) -> str:
@@ -195,37 +233,47 @@ def prepare_documents(
     name but different text is refused: silently replacing or renaming it would make evidence
     point at text the user did not mean.
     """
-    accepted: dict[str, Document] = {}
+    accepted, rejections = prepare_inputs(items, max_bytes=max_bytes)
+    return [document for _, document in accepted], rejections
+
+
+def prepare_inputs(
+    items: Sequence[DocumentInput], *, max_bytes: int
+) -> tuple[list[tuple[DocumentInput, Document]], list[DocumentRejection]]:
+    """``prepare_documents``, each accepted document paired with the input it was decoded from."""
+    accepted: dict[str, tuple[DocumentInput, Document]] = {}
     rejections: list[DocumentRejection] = []
     for item in items:
         result = decode_document(item, max_bytes=max_bytes)
         if isinstance(result, DocumentRejection):
             rejections.append(result)
         elif (earlier := accepted.get(result.name)) is None:
-            accepted[result.name] = result
-        elif earlier.sha256 != result.sha256:
+            accepted[result.name] = (item, result)
+        elif earlier[1].sha256 != result.sha256:
             reason = (
                 f"Document '{result.name}' was submitted twice with different content; the first "
                 "one was kept. Rename one of them: document names must be unique."
             )
-            rejections.append(DocumentRejection(name=result.name, code=_NAME_CLASH, reason=reason))
+            rejections.append(_refused(result.name, _NAME_CLASH, reason, item.data))
     return list(accepted.values()), rejections
 
 
 def read_paths(
-    paths: Sequence[Path], *, max_bytes: int | None = None
+    paths: Sequence[Path], *, max_bytes: int | None = None, root: Path | None = None
 ) -> tuple[list[DocumentInput], list[DocumentRejection]]:
     """Read files and folders into inputs; what cannot be read becomes a rejection, not an error.
 
     Folders are walked recursively in sorted name order, skipping hidden entries (names starting
     with ``.``). Inside a folder, a symbolic link leading outside it is refused; one leading to a
     folder inside it is skipped, since the walk reaches that folder anyway. Files named directly are
-    trusted wherever they point. The document name is the file name without its extension, made
-    safe by ``safe_name``. Two files with that name and different content: the later one is
-    refused, naming both paths; identical copies collapse to the first. ``max_bytes``, if given,
-    refuses larger files before reading them.
+    trusted wherever they point. A document's name is its path relative to the folder given (a
+    file given directly: its file name), extension included, by ``document_name``, so the same
+    files get the same names here, through the inbox and through the API. Two files with one name
+    and different content: the later one is refused, naming both paths; identical copies collapse
+    to the first. ``max_bytes``, if given, refuses larger files before reading them. With
+    ``root`` (the inbox), files given directly are named by their path relative to it.
     """
-    reader = _Reader(max_bytes=max_bytes)
+    reader = _Reader(max_bytes=max_bytes, root=root)
     for path in paths:
         reader.add(path)
     return reader.inputs, reader.rejections
@@ -236,6 +284,7 @@ class _Reader:
     """Accumulates inputs and rejections across all given paths, so names clash across them."""
 
     max_bytes: int | None
+    root: Path | None = None
     inputs: list[DocumentInput] = field(default_factory=list)
     rejections: list[DocumentRejection] = field(default_factory=list)
     origins: dict[str, tuple[Path, str]] = field(default_factory=dict)
@@ -245,65 +294,71 @@ class _Reader:
         if path.is_dir():
             self.walk(path)
         elif path.exists():
-            self.add_file(path, path.resolve())
+            self.add_file(path, path.resolve(), self.given_name(path))
         else:
-            self.reject(path, "unreadable", f"'{_shown(path)}' does not exist.")
+            self.reject(self.given_name(path), "unreadable", f"'{_shown(path)}' does not exist.")
+
+    def given_name(self, path: Path) -> str:
+        """The name of a file given directly: relative to ``root`` if under it, else its name."""
+        if self.root is not None and path.is_relative_to(self.root):
+            return document_name(path.relative_to(self.root).as_posix())
+        return document_name(path.name)
 
     def walk(self, root: Path) -> None:
         real_root = root.resolve()
-        pending = self.list_folder(root)[::-1]
+        pending = self.list_folder(root, root)[::-1]
         while pending:
             path = pending.pop()
+            name = document_name(path.relative_to(root).as_posix())
             if path.is_symlink():
-                self.add_link(path, real_root)
+                self.add_link(path, real_root, name)
             elif path.is_dir():
-                pending.extend(self.list_folder(path)[::-1])
+                pending.extend(self.list_folder(path, root)[::-1])
             else:
-                self.add_file(path, path.resolve())
+                self.add_file(path, path.resolve(), name)
 
-    def list_folder(self, folder: Path) -> list[Path]:
+    def list_folder(self, folder: Path, root: Path) -> list[Path]:
         try:
             with os.scandir(folder) as entries:
                 names = sorted(e.name for e in entries if not e.name.startswith("."))
         except OSError as error:
-            reason = _os_reason(folder, error, what="Folder")
-            self.rejections.append(
-                DocumentRejection(name=safe_name(folder.name), code="unreadable", reason=reason)
-            )
+            where = folder.name if folder == root else folder.relative_to(root).as_posix()
+            name = document_name(where)
+            self.reject(name, "unreadable", _os_reason(folder, error, what="Folder"))
             return []
         return [folder / name for name in names]
 
-    def add_link(self, link: Path, real_root: Path) -> None:
+    def add_link(self, link: Path, real_root: Path, name: str) -> None:
         try:
             target = link.resolve(strict=True)
         except (OSError, RuntimeError):
-            self.reject(link, "unreadable", f"'{_shown(link)}' is a broken symbolic link.")
+            self.reject(name, "unreadable", f"'{_shown(link)}' is a broken symbolic link.")
             return
         if not target.is_relative_to(real_root):
             reason = (
                 f"'{_shown(link)}' is a symbolic link pointing outside the folder "
                 f"'{_shown(real_root)}'; links that leave the folder are refused."
             )
-            self.reject(link, "unreadable", reason)
+            self.reject(name, "unreadable", reason)
         elif not target.is_dir():
-            self.add_file(link, target)
+            self.add_file(link, target, name)
 
-    def add_file(self, path: Path, real: Path) -> None:
+    def add_file(self, path: Path, real: Path, name: str) -> None:
         suffix = path.suffix.lower()
         if suffix not in ALLOWED_SUFFIXES:
             kind = f"a {suffix} file" if suffix else "a file without extension"
             allowed = " and ".join(ALLOWED_SUFFIXES)
             reason = f"'{_shown(path)}' is {kind}; only {allowed} files are accepted."
-            self.reject(path, "unsupported", reason)
+            self.reject(name, "unsupported", reason, size=_size(real))
             return
         if real in self.seen:
             return
         self.seen.add(real)
-        data = self.read(path, real)
+        data = self.read(path, real, name)
         if data is not None:
-            self.accept(path, data)
+            self.accept(path, name, data)
 
-    def read(self, path: Path, real: Path) -> bytes | None:
+    def read(self, path: Path, real: Path, name: str) -> bytes | None:
         # Opened without following links and without blocking (a FIFO would hang a plain open),
         # then checked on the open descriptor, so the file checked is the file read.
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -312,22 +367,21 @@ class _Reader:
                 status = os.fstat(handle.fileno())
                 if not stat.S_ISREG(status.st_mode):
                     reason = f"'{_shown(path)}' is not a regular file."
-                    self.reject(path, "unreadable", reason)
+                    self.reject(name, "unreadable", reason)
                     return None
                 if self.max_bytes is not None and status.st_size > self.max_bytes:
                     reason = (
                         f"'{_shown(path)}' is {status.st_size:,} bytes, over the limit of "
                         f"{self.max_bytes:,} bytes; split it into smaller documents."
                     )
-                    self.reject(path, "too_large", reason)
+                    self.reject(name, "too_large", reason, size=status.st_size)
                     return None
                 return handle.read()
         except OSError as error:
-            self.reject(path, "unreadable", _os_reason(path, error, what="File"))
+            self.reject(name, "unreadable", _os_reason(path, error, what="File"))
             return None
 
-    def accept(self, path: Path, data: bytes) -> None:
-        name = safe_name(path.stem)
+    def accept(self, path: Path, name: str, data: bytes) -> None:
         digest = hashlib.sha256(data).hexdigest()
         earlier = self.origins.get(name)
         if earlier is None:
@@ -338,11 +392,17 @@ class _Reader:
                 f"'{_shown(path)}' would be document '{name}', like '{_shown(earlier[0])}' "
                 "which has different content; the first was kept. Rename one of them."
             )
-            self.reject(path, _NAME_CLASH, reason)
+            self.rejections.append(_refused(name, _NAME_CLASH, reason, data))
 
-    def reject(self, path: Path, code: RejectionCode, reason: str) -> None:
-        name = safe_name(path.stem)
-        self.rejections.append(DocumentRejection(name=name, code=code, reason=reason))
+    def reject(self, name: str, code: RejectionCode, reason: str, size: int | None = None) -> None:
+        self.rejections.append(DocumentRejection(name=name, code=code, reason=reason, size=size))
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
 
 
 def _shown(path: Path) -> str:

@@ -23,6 +23,7 @@ from knowledge_assets.pipeline.models import (
 )
 from knowledge_assets.pipeline.ontology import Ontology
 from knowledge_assets.pipeline.registry import canonical_of, merge_new_batches
+from knowledge_assets.pipeline.resolution.ablation import ALL_ON, Rule
 from knowledge_assets.pipeline.resolution.in_batch import resolve_entities
 from knowledge_assets.pipeline.store import GraphStore
 
@@ -51,16 +52,20 @@ def resolve_records(
     batches: Sequence[Sequence[MentionRecord]],
     *,
     threshold: float = 0.9,
+    without: frozenset[Rule] = ALL_ON,
 ) -> dict[str, str]:
     """Resolve each batch in-batch, then merge them into the registry in the given order.
+
+    ``without`` turns rules off, for measuring what each buys (``resolution.ablation``).
 
     Returns:
         Mention id (``MentionRecord.id``) -> canonical entity id.
     """
     entity_of: dict[str, str] = {}
     for records in batches:
-        entity_of.update(ingest_batch(engine, ontology, records, threshold=threshold)[1])
-        merge_new_batches(engine, ontology, threshold=threshold)
+        found = ingest_batch(engine, ontology, records, threshold=threshold, without=without)
+        entity_of.update(found[1])
+        merge_new_batches(engine, ontology, threshold=threshold, without=without)
     canonical = canonical_of(engine)
     return {mention: canonical.get(entity, entity) for mention, entity in entity_of.items()}
 
@@ -71,11 +76,12 @@ def ingest_batch(
     records: Sequence[MentionRecord],
     *,
     threshold: float = 0.9,
+    without: frozenset[Rule] = ALL_ON,
 ) -> tuple[str, dict[str, str]]:
     """Resolve one batch in-batch and store it; return its id and each mention's entity id."""
     batch_id = stable_id("rec", *sorted(r.id for r in records))
     mentions = [_mention(r, batch_id) for r in records]
-    entities, linked = resolve_entities(mentions, ontology, threshold=threshold)
+    entities, linked = resolve_entities(mentions, ontology, threshold=threshold, without=without)
     _ingest(engine, batch_id, records, entities, linked)
     return batch_id, {m.id: str(m.entity_id) for m in linked}
 

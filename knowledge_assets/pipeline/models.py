@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -61,13 +62,27 @@ class Document(Frozen):
 
 
 class DocumentRejection(Frozen):
-    """A document refused before extraction, with the reason a user reads."""
+    """A document refused before extraction, with the reason a user reads.
+
+    ``sha256`` (of the raw bytes) or else ``size`` identify what was refused, so that the batch
+    id covers refused documents too; a document refused unread (too large, unsupported) has only
+    its size, one that could not be read at all has neither.
+    """
 
     name: str
     code: Literal[
         "empty", "too_large", "binary", "encoding", "unsupported", "unreadable", "duplicate"
     ]
     reason: str
+    sha256: str | None = None
+    size: int | None = None
+
+    @property
+    def content_key(self) -> str:
+        """What stands for the refused content in the batch id."""
+        if self.sha256 is not None:
+            return self.sha256
+        return f"{self.size} bytes" if self.size is not None else "unread"
 
 
 class Chunk(Frozen):
@@ -216,12 +231,24 @@ class Batch(Frozen):
 
     @classmethod
     def create(
-        cls, documents: list[Document], ontology_hash: str, extractor: ExtractorInfo
+        cls,
+        documents: Sequence[Document],
+        rejections: Sequence[DocumentRejection],
+        ontology_hash: str,
+        extractor: ExtractorInfo,
     ) -> Batch:
-        """Derive the batch id from sorted document hashes, ontology and extractor configuration."""
-        hashes = sorted(d.sha256 + d.name for d in documents)
+        """Derive the batch id from everything submitted, the ontology and the extractor.
+
+        Accepted documents count by name and text hash, refused ones by name, code and content
+        (``DocumentRejection.content_key``): two submissions that differ in any document, even a
+        refused one, never share a batch, and so never share its record.
+        """
+        parts = sorted(
+            [f"accepted\x1e{d.name}\x1e{d.sha256}" for d in documents]
+            + [f"refused\x1e{r.name}\x1e{r.code}\x1e{r.content_key}" for r in rejections]
+        )
         key = "\x1f".join(
-            [*hashes, ontology_hash, extractor.name, extractor.version, extractor.config_hash]
+            [*parts, ontology_hash, extractor.name, extractor.version, extractor.config_hash]
         )
         return cls(
             id="b" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16],

@@ -15,10 +15,11 @@ from typing import Any
 
 from upath import UPath
 
-from knowledge_assets.files import write_atomic
+from knowledge_assets.files import create_atomic, write_atomic
 from knowledge_assets.settings import Settings
 
 __all__ = [
+    "create_object",
     "is_local",
     "modified_times",
     "read_object",
@@ -71,6 +72,21 @@ def write_object(path: UPath | Path, data: bytes, *, sync: bool = False) -> None
         write_atomic(path, data, sync=sync)
     else:
         path.fs.pipe_file(path.path, data)
+
+
+def create_object(path: UPath | Path, data: bytes, *, sync: bool = False) -> bool:
+    """Write ``path`` unless it exists; whether this call created it.
+
+    Locally exactly one of two racing writers creates the file (a link that fails if the name is
+    taken). On S3 the check and the PUT are two requests: of two first submissions of one batch
+    at the same instant, the later PUT wins; both records describe the same documents.
+    """
+    if isinstance(path, Path):
+        return create_atomic(path, data, sync=sync)
+    if path.exists():
+        return False
+    path.fs.pipe_file(path.path, data)
+    return True
 
 
 def read_object(path: UPath | Path) -> bytes:

@@ -86,6 +86,9 @@ class Ontology:
     properties: Mapping[str, OntologyProperty]
     hash: str
     source: str
+    disjoint_with: Mapping[str, frozenset[str]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     _graph: rdflib.Graph = field(default_factory=rdflib.Graph, repr=False, compare=False)
 
     def __hash__(self) -> int:
@@ -110,6 +113,17 @@ class Ontology:
     def compatible(self, a: str, b: str) -> bool:
         """Whether one class is the other or one of its ancestors: they may describe one entity."""
         return self.is_subclass(a, b) or self.is_subclass(b, a)
+
+    def disjoint(self, a: str, b: str) -> bool:
+        """Whether nothing can be both: a class of each is declared disjoint with the other.
+
+        Declared by ``owl:disjointWith`` or ``owl:AllDisjointClasses`` and inherited by
+        subclasses ("Facility" is disjoint with "Person" when "Place" is).
+        """
+        return any(
+            not self.disjoint_with.get(x, frozenset()).isdisjoint(self.ancestors(b))
+            for x in self.ancestors(a)
+        )
 
     def root_of(self, name: str) -> str:
         """The top-most ancestor; with several roots, the alphabetically first, for determinism."""
@@ -190,18 +204,22 @@ def parse_ontology(text: str, source: str = "<string>") -> Ontology:
     class_names = {iri: names[iri] for iri in class_iris}
     classes = {names[iri]: _read_class(graph, iri, class_names) for iri in class_iris}
     _check_acyclic(classes, source)
+    disjoint = _read_disjointness(graph, class_names)
     properties = {
         names[iri]: _read_property(graph, iri, kind, names[iri], class_names, source)
         for iri, kind in kinds.items()
     }
-    return Ontology(
+    ontology = Ontology(
         namespace=_main_namespace(names),
         classes=MappingProxyType(dict(sorted(classes.items()))),
         properties=MappingProxyType(dict(sorted(properties.items()))),
         hash=_content_hash(graph),
         source=source,
+        disjoint_with=disjoint,
         _graph=graph,
     )
+    _check_satisfiable(ontology, source)
+    return ontology
 
 
 @functools.lru_cache(maxsize=1)
@@ -407,6 +425,37 @@ def _check_acyclic(classes: Mapping[str, OntologyClass], source: str) -> None:
 
     for name in classes:
         visit(name, [])
+
+
+def _read_disjointness(
+    graph: rdflib.Graph, class_names: Mapping[URIRef, str]
+) -> Mapping[str, frozenset[str]]:
+    """Declared disjoint classes, both ways: ``owl:disjointWith`` and ``owl:AllDisjointClasses``.
+
+    Statements about classes outside the ontology are ignored, like other external terms.
+    """
+    pairs: list[tuple[Node, Node]] = list(graph.subject_objects(OWL.disjointWith))
+    for group in graph.subjects(RDF.type, OWL.AllDisjointClasses):
+        for members in graph.objects(group, OWL.members):
+            listed = list(Collection(graph, members))
+            pairs.extend((x, y) for x in listed for y in listed if x != y)
+    found: dict[str, set[str]] = {}
+    names = {str(iri): name for iri, name in class_names.items()}
+    for x, y in pairs:
+        a, b = names.get(str(x)), names.get(str(y))
+        if a and b:
+            found.setdefault(a, set()).add(b)
+            found.setdefault(b, set()).add(a)
+    return MappingProxyType({name: frozenset(others) for name, others in sorted(found.items())})
+
+
+def _check_satisfiable(ontology: Ontology, source: str) -> None:
+    """Refuse a class declared disjoint with itself or an ancestor: it could have no instance."""
+    for name in ontology.classes:
+        if ontology.disjoint(name, name):
+            raise OntologyError(
+                f"{source}: class '{name}' is disjoint with itself or one of its superclasses"
+            )
 
 
 def _read_property(

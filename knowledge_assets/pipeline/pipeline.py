@@ -86,7 +86,9 @@ class ExtractionPipeline:
         s = self.settings
         with self._stage("prepare", seconds):
             prepared = stages.prepare(items, max_bytes=s.max_document_bytes, refused=refused)
-        batch = Batch.create(list(prepared.documents), self.ontology.hash, self.extractor.info)
+        batch = Batch.create(
+            prepared.documents, prepared.rejections, self.ontology.hash, self.extractor.info
+        )
         with self._stage("chunk", seconds):
             chunks = stages.chunk(prepared, max_chars=s.chunk_max_chars)
         with self._stage("extract", seconds):

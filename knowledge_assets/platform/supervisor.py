@@ -1,4 +1,4 @@
-"""``knowledge up``: the services, the Dagster webserver and daemon, the API and workers.
+"""``knowledge up``: services, a code server, the Dagster webserver and daemon, API, workers.
 
 Services (``services/``) are started first and stopped last: PostgreSQL (embedded, or served over
 TCP with ``listen``), Valkey unless ``KNOWLEDGE_BROKER_URL`` names a broker, SeaweedFS with
@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -26,7 +27,10 @@ from knowledge_assets.db.engine import database_url, engine_for
 from knowledge_assets.db.migrate import ensure_migrated
 from knowledge_assets.demo import corpus_files
 from knowledge_assets.files import write_atomic
-from knowledge_assets.instance.home import PROJECT_ROOT, WORKSPACE, write_dagster_home
+from knowledge_assets.instance.home import PROJECT_ROOT, write_dagster_home
+from knowledge_assets.pipeline.batches import BatchStorage
+from knowledge_assets.pipeline.object_store import storage_root
+from knowledge_assets.platform import code_server
 from knowledge_assets.platform.api_token import ApiToken, ensure_api_token
 from knowledge_assets.platform.services.base import StartReport
 from knowledge_assets.platform.services.cluster import (
@@ -39,6 +43,14 @@ from knowledge_assets.platform.services.cluster import (
 from knowledge_assets.settings import Settings
 
 _log = logging.getLogger(__name__)
+
+
+@dataclass
+class DemoDrop:
+    """What ``--demo`` did: demo files dropped into the inbox, and those submitted before."""
+
+    dropped: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
 
 
 class Platform:
@@ -66,6 +78,7 @@ class Platform:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self._stopping = False
         self.api_token: ApiToken | None = None
+        self.demo_drop: DemoDrop | None = None
         self.backing = ServiceSet(
             settings.home,
             bind=listen or "127.0.0.1",
@@ -96,20 +109,23 @@ class Platform:
         write_dagster_home(self.settings)
         env = self.environment(url)
         self.write_cluster_env(env)
-        # Let dagster-postgres create its tables once, before two processes race to do it.
+        # Dagster's tables and the run retry cursors, once, in a process of their own (this one
+        # stays free of Dagster's imports).
         subprocess.run(
-            [sys.executable, "-c", "import dagster; dagster.DagsterInstance.get().dispose()"],
-            env=env,
-            check=True,
+            [sys.executable, "-m", "knowledge_assets.instance.home"], env=env, check=True
         )
         self.settings.inbox_dir.mkdir(parents=True, exist_ok=True)
         return env
 
     def start(self) -> None:
-        """Start the webserver, the daemon and the API (and drop the demo corpus if asked)."""
+        """Start the code server, the webserver, the daemon, the API and the workers (the demo too).
+
+        The webserver and the daemon load our code from the one code server started here (see
+        ``code_server.py``): they never start or swap code servers of their own.
+        """
         env = self.prepare()
         bin_dir = Path(sys.executable).parent
-        workspace = str(WORKSPACE)
+        workspace = str(self.start_code_server(env))
         if "webserver" in self.services:
             self._spawn(
                 "webserver",
@@ -142,10 +158,32 @@ class Platform:
         variables.update(self.backing.environment(self.advertise))
         write_cluster_env(self.settings.home / CLUSTER_FILE, variables)
 
-    def drop_demo(self) -> None:
-        """Copy the demo corpus into the inbox (written as .part, then renamed: never half-read)."""
+    def start_code_server(self, env: dict[str, str]) -> Path:
+        """Start the platform's code server, wait until it serves; the workspace that names it."""
+        port = code_server.free_port()
+        self._spawn("code-server", code_server.code_server_command(port), env)
+        process = self.children["code-server"]
+        code_server.wait_until_serving(port, alive=lambda: process.poll() is None)
+        return code_server.write_workspace(self.settings.dagster_home, port)
+
+    def drop_demo(self) -> DemoDrop:
+        """Copy the demo files not submitted before into the inbox; say what was done.
+
+        A file counts as submitted when its bytes are in batch storage (an earlier start dropped
+        it and the inbox staged it) or it is still waiting in the inbox, so a restart drops
+        nothing again. Files are written as .part, then renamed: never half-read.
+        """
+        storage = BatchStorage(storage_root(self.settings))
+        drop = DemoDrop()
         for source in corpus_files():
-            write_atomic(self.settings.inbox_dir / source.name, source.read_bytes(), mode=0o644)
+            data, target = source.read_bytes(), self.settings.inbox_dir / source.name
+            if storage.holds(data) or (target.is_file() and target.read_bytes() == data):
+                drop.kept.append(source.name)
+            else:
+                write_atomic(target, data, mode=0o644)
+                drop.dropped.append(source.name)
+        self.demo_drop = drop
+        return drop
 
     def wait(self) -> int:
         """Block until a signal arrives or a child dies; then stop everything."""

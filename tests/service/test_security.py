@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from knowledge_assets.pipeline.documents import MAX_DOCUMENT_NAME_CHARS, MAX_NAME_CHARS
 from tests.conftest import PROJECT_ROOT
 from tests.service.server import TOKEN, ApiServer, auth
 
@@ -184,8 +185,10 @@ def test_hostile_file_names_leave_nothing_outside_the_storage(
             stored += [d["name"] for d in httpx.get(batch_url, headers=auth()).json()["documents"]]
     assert len(stored) >= len(names) - 1
     for name in stored:
-        assert "/" not in name and "\\" not in name and "\x00" not in name and len(name) <= 200
-        assert not name.startswith(".")
+        # A document name keeps "/" between folders, but never a part that climbs or hides.
+        assert "\\" not in name and "\x00" not in name and len(name) <= MAX_DOCUMENT_NAME_CHARS
+        for part in name.split("/"):
+            assert part and not part.startswith(".") and len(part) <= MAX_NAME_CHARS, name
     assert list(outside.iterdir()) == []
     hits = set(found_anywhere([Path("/tmp"), PROJECT_ROOT, Path("/etc"), home])) - before
     assert hits == set()

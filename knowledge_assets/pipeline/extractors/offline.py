@@ -19,7 +19,7 @@ from knowledge_assets.pipeline.models import (
 from knowledge_assets.pipeline.ontology import Ontology
 from knowledge_assets.settings import Settings
 
-RULES_VERSION = "1"
+RULES_VERSION = "2"  # 2: relation direction by voice and types; nearest arguments
 # The parser and sentence recogniser are not needed: chunks are already sentence-aligned and
 # relation patterns read lemmas, which the tagger and lemmatizer provide.
 EXCLUDED_COMPONENTS = ("parser", "senter")

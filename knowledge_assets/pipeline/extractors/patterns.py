@@ -40,7 +40,7 @@ class RelationPatterns:
                 between = doc[subject.end : obj.start]
                 if any(t.text in _SENTENCE_END for t in between):
                     break
-                found.extend(self._match(i, j, between, mentions, subject, obj))
+                found.extend(self._match(i, j, between, mentions, ents))
         return found
 
     def _match(
@@ -49,20 +49,47 @@ class RelationPatterns:
         j: int,
         between: Any,
         mentions: Sequence[ExtractedMention],
-        subject: Any,
-        obj: Any,
+        ents: Sequence[Any],
     ) -> list[ExtractedRelation]:
         lemmas = " " + " ".join(t.lemma_.lower() for t in between) + " "
-        spans = {i: subject, j: obj}
         matches = []
         for prop in self.properties:
             triggers = [t for t in prop.triggers if f" {t} " in lemmas]
             if not triggers:
                 continue
-            order = self._order(prop, i, j, mentions, _passive_with_agent(between, triggers))
-            if order is not None:
-                matches.append(self._relation(prop, *order, mentions, spans))
+            passive = _passive_with_agent(between, triggers)
+            order = self._order(prop, i, j, mentions, passive)
+            if order is None:
+                continue
+            at = _trigger_position(between, triggers)
+            if self._nearer_argument(prop, i, j, at, mentions, ents, passive):
+                continue
+            matches.append(self._relation(prop, *order, mentions, ents))
         return matches
+
+    def _nearer_argument(
+        self,
+        prop: OntologyProperty,
+        i: int,
+        j: int,
+        at: int,
+        mentions: Sequence[ExtractedMention],
+        ents: Sequence[Any],
+        passive: bool,
+    ) -> bool:
+        """Whether a mention between ``i`` and ``j`` is a nearer argument of the trigger at ``at``.
+
+        A trigger links the nearest mentions that can take its roles: in "Marsh worked for
+        Polar Optics, a company based in Bergen", Polar Optics, not Marsh, is based in Bergen.
+        A mention that cannot take the role (a place in "Fjordway, the Oslo company, acquired
+        Nordlys") does not stand in the way.
+        """
+        for k in range(i + 1, j):
+            if ents[k].end <= at and self._order(prop, k, j, mentions, passive) is not None:
+                return True
+            if ents[k].start > at and self._order(prop, i, k, mentions, passive) is not None:
+                return True
+        return False
 
     def _order(
         self,
@@ -115,10 +142,10 @@ class RelationPatterns:
         subject: int,
         obj: int,
         mentions: Sequence[ExtractedMention],
-        spans: dict[int, Any],
+        ents: Sequence[Any],
     ) -> ExtractedRelation:
-        start = min(spans[subject].start_char, spans[obj].start_char)
-        end = max(spans[subject].end_char, spans[obj].end_char)
+        start = min(ents[subject].start_char, ents[obj].start_char)
+        end = max(ents[subject].end_char, ents[obj].end_char)
         if prop.kind == "datatype":
             return ExtractedRelation(
                 subject=subject,
@@ -130,6 +157,15 @@ class RelationPatterns:
         return ExtractedRelation(
             subject=subject, predicate=prop.name, object=obj, start=start, end=end
         )
+
+
+def _trigger_position(between: Any, triggers: Sequence[str]) -> int:
+    """The document index of the first token that starts one of ``triggers`` in ``between``."""
+    heads = {t.split()[0] for t in triggers}
+    for token in between:
+        if token.lemma_.lower() in heads:
+            return int(token.i)
+    return int(between.start)
 
 
 def _passive_with_agent(between: Any, triggers: Sequence[str]) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from itertools import product
 
 from knowledge_assets.pipeline.registry.profiles import Profile, full_aliases
+from knowledge_assets.pipeline.resolution.ablation import ALL_ON, Rule
 from knowledge_assets.pipeline.resolution.adjudication import Adjudicator
 from knowledge_assets.pipeline.resolution.labels import LabelRules
 from knowledge_assets.pipeline.resolution.nodes import NameNode, build_nodes, surface_mention
@@ -39,11 +40,16 @@ class Matcher:
     """Compares batch entities with candidate canonicals; caches each side's name nodes."""
 
     def __init__(
-        self, labels: LabelRules, threshold: float = 0.9, adjudicator: Adjudicator | None = None
+        self,
+        labels: LabelRules,
+        threshold: float = 0.9,
+        adjudicator: Adjudicator | None = None,
+        without: frozenset[Rule] = ALL_ON,
     ) -> None:
         self._labels = labels
         self._threshold = threshold
         self._adjudicator = adjudicator
+        self.without = without
         self._nodes: dict[tuple[str, str], list[NameNode]] = {}
 
     @property
@@ -83,7 +89,15 @@ class Matcher:
         self, ours: list[NameNode], canonical: Profile
     ) -> tuple[Link, tuple[str, str]] | None:
         theirs = self._side("c", canonical)
-        rules = PairRules([*ours, *theirs], self._labels, self._threshold, (), self._adjudicator)
+        rules = PairRules(
+            [*ours, *theirs],
+            self._labels,
+            self._threshold,
+            (),
+            self._adjudicator,
+            None,
+            self.without,
+        )
         if any(rules.conflict(ours[0], n) for n in theirs) or any(
             rules.conflict(n, theirs[0]) for n in ours
         ):

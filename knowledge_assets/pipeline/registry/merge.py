@@ -28,6 +28,7 @@ from knowledge_assets.pipeline.registry.profiles import (
     canonical_profiles,
     grouped,
 )
+from knowledge_assets.pipeline.resolution.ablation import ALL_ON, Rule
 from knowledge_assets.pipeline.resolution.adjudication import Adjudicator
 from knowledge_assets.pipeline.resolution.labels import LabelRules
 
@@ -86,10 +87,11 @@ def merge_new_batches(
     *,
     threshold: float = 0.9,
     adjudicator: Adjudicator | None = None,
+    without: frozenset[Rule] = ALL_ON,
 ) -> RegistryReport:
-    """Merge every pending batch, each in its own transaction."""
+    """Merge every pending batch, each in its own transaction (``without``: ``ablation``)."""
     report = RegistryReport()
-    matcher = Matcher(LabelRules(ontology), threshold, adjudicator)
+    matcher = Matcher(LabelRules(ontology), threshold, adjudicator, without)
     with engine.connect() as connection:
         batches = pending_batches(connection)
     for batch_id in batches:
@@ -132,6 +134,7 @@ class _BatchMerge:
         self.keys: set[tuple[str, str]] = set()
         self.owner: dict[str, str] = {}
         self.lookups: dict[str, frozenset[str]] = {}
+        self.claimed: set[str] = set()
 
     def run(self, report: RegistryReport) -> None:
         entities = batch_profiles(self.connection, self.batch_id, self.labels)
@@ -157,11 +160,20 @@ class _BatchMerge:
         report.joined += len(entities) - len(self.created)
 
     def _place(self, entity: Profile, apart: set[str]) -> None:
+        """Put one entity into the canonical it matches best, or into a new one.
+
+        Two entities of one batch with the same name were kept apart by in-batch resolution,
+        which saw their documents (two notes that each say only "Hartmann", about two people);
+        the registry, which sees only names, does not merge them on that name alone.
+        """
         keys = entity.keys(self.labels)
         wanted = self.lookups[entity.id]
         ids = sorted({c for k in wanted for c in self.known.get(k, ())} - apart)
         candidates = [self.profiles[c] for c in ids if c in self.profiles]
         match = self.matcher.best(entity, candidates)
+        if self._same_name_apart(match):
+            others = [c for c in candidates if c.id not in self.claimed]
+            match = self.matcher.best(entity, others)
         if match is None:
             canonical = Profile(
                 id=stable_id("can", entity.id),
@@ -177,6 +189,7 @@ class _BatchMerge:
         else:
             self._grow(self.profiles[match.canonical_id], entity)
         self.owner[entity.id] = match.canonical_id
+        self.claimed.add(match.canonical_id)
         for key in keys:
             self.known[key].add(match.canonical_id)
             self.keys.add((key, match.canonical_id))
@@ -192,9 +205,20 @@ class _BatchMerge:
             }
         )
 
+    def _same_name_apart(self, match: Match | None) -> bool:
+        """A same-name match with a canonical that took an entity of this batch already."""
+        if match is None or Rule.SAME_NAME_APART in self.matcher.without:
+            return False
+        return match.rule == "exact" and match.canonical_id in self.claimed
+
     def _grow(self, canonical: Profile, entity: Profile) -> None:
-        """Fold the entity into the canonical's profile, in memory, for later entities."""
-        canonical.types = self.labels.most_specific_first([*canonical.types, *entity.types])
+        """Fold the entity into the canonical's profile, in memory, for later entities.
+
+        The side with more mentions decides the types; the other's that do not fit are dropped,
+        so a canonical never carries two disjoint types (``LabelRules.consistent``).
+        """
+        sides = sorted((canonical, entity), key=lambda p: -p.mentions)
+        canonical.types = self.labels.consistent(t for side in sides for t in side.types)
         canonical.aliases = tuple(sorted({*canonical.aliases, *entity.aliases}))[:MAX_ALIASES]
         canonical.mentions += entity.mentions
         canonical.members += 1

@@ -120,7 +120,9 @@ def _rebuild_profile(
     profile = Profile(
         id=canonical_id,
         name=named.name,
-        types=labels.most_specific_first(x for e in entities for x in e.types),
+        types=labels.consistent(
+            x for e in sorted(entities, key=lambda e: (-e.mentions, e.id)) for x in e.types
+        ),
         aliases=tuple(sorted({a for e in entities for a in e.aliases}))[:MAX_ALIASES],
         mentions=sum(e.mentions for e in entities),
         members=len(entities),

@@ -73,19 +73,19 @@ def _person_pairs(nodes: Sequence[NameNode]) -> set[Pair]:
     return found
 
 
-def _part_pairs(nodes: Sequence[NameNode]) -> set[Pair]:
+def _part_pairs(live: Sequence[NameNode], nodes: Sequence[NameNode]) -> set[Pair]:
     """Names against the longer names sharing their first or last word ("Reid", "Tara Reid").
 
     An edge word shared by more than ``MAX_BLOCK`` names ("new", "united") says nothing and is
     skipped, so a huge batch never compares all its names pairwise.
     """
     by_edge: dict[str, list[int]] = defaultdict(list)
-    for node in nodes:
+    for node in live:
         if len(node.tokens) > 1:
             for edge in _edges(node):
                 by_edge[edge].append(node.index)
     found: set[Pair] = set()
-    for node in nodes:
+    for node in live:
         for edge in _edges(node):
             members = by_edge.get(edge, ())
             if len(members) > MAX_BLOCK:
@@ -113,10 +113,12 @@ def _sound_pairs(nodes: Sequence[NameNode]) -> set[Pair]:
     }
 
 
-def _fuzzy_pairs(nodes: Sequence[NameNode], threshold: float) -> set[Pair]:
+def _fuzzy_pairs(
+    live: Sequence[NameNode], nodes: Sequence[NameNode], threshold: float
+) -> set[Pair]:
     """Pairs whose whole-name similarity reaches the threshold, among nodes sharing a prefix."""
     blocks: dict[str, list[int]] = defaultdict(list)
-    for node in nodes:
+    for node in live:
         for token in set(node.tokens) - STOP_WORDS:
             blocks[token[:PREFIX]].append(node.index)
     found: set[Pair] = set()
@@ -136,6 +138,13 @@ def _similar_within(nodes: Sequence[NameNode], members: list[int], threshold: fl
 
 
 def candidate_pairs(nodes: Sequence[NameNode], threshold: float) -> list[Pair]:
-    """Every pair any rule could link, as sorted ``(i, j)`` node indices with ``i < j``."""
-    found = _exact_pairs(nodes) | _acronym_pairs(nodes) | _person_pairs(nodes) | _part_pairs(nodes)
-    return sorted(found | _sound_pairs(nodes) | _fuzzy_pairs(nodes, threshold))
+    """Every pair any rule could link, as sorted ``(i, j)`` node indices with ``i < j``.
+
+    Names their documents settled and that no rule links (``NameNode.linkable``) are left
+    out: a surname confined to each of a hundred documents would otherwise pair with
+    everything a hundred times.
+    """
+    live = [node for node in nodes if node.linkable]
+    found = _exact_pairs(live) | _acronym_pairs(live) | _person_pairs(live)
+    found |= _part_pairs(live, nodes) | _sound_pairs(live)
+    return sorted(found | _fuzzy_pairs(live, nodes, threshold))

@@ -11,7 +11,7 @@ from knowledge_assets.pipeline.resolution.labels import LabelRules
 from knowledge_assets.pipeline.resolution.nodes import NameNode
 from knowledge_assets.pipeline.resolution.normalize import normalize_name
 
-__all__ = ["assign", "build_entities", "canonical_name"]
+__all__ = ["assign", "build_entities", "canonical_name", "entity_types"]
 
 _POSSESSIVE_END = re.compile(r"(?:['\u2019]s|(?<=s)['\u2019])$")
 
@@ -40,10 +40,26 @@ def canonical_name(members: Sequence[NameNode]) -> str:
     return min(pool, key=lambda text: (-counts[text], -len(text), text))
 
 
+def entity_types(members: Sequence[NameNode], labels: LabelRules) -> tuple[str, ...]:
+    """The types of a cluster: its fullest names' labels decide, then the most mentioned.
+
+    A guard may let a name tagged another class join a cluster ("Jackman" tagged a place, with
+    "Hugh Jackman"): the fuller name says more than a tagger's label for a part of it. The
+    labels that do not fit the deciding one are dropped (``LabelRules.consistent``), so an
+    entity never carries two disjoint types.
+    """
+    weight: dict[str, tuple[int, int]] = {}
+    for node in members:
+        words, mentions = weight.get(node.label, (0, 0))
+        weight[node.label] = (max(words, len(node.tokens)), mentions + node.size)
+    ranked = sorted(weight, key=lambda label: (*(-w for w in weight[label]), label))
+    return labels.consistent(ranked)
+
+
 def _entity(members: Sequence[NameNode], labels: LabelRules) -> Entity:
     mentions = [m for node in members for m in node.mentions]
     name = canonical_name(members)
-    types = labels.most_specific_first(node.label for node in members)
+    types = entity_types(members, labels)
     return Entity(
         id=stable_id("ent", labels.root(types[0]), normalize_name(name)),
         canonical_name=name,

@@ -47,6 +47,23 @@ class LabelRules:
     def _depth(self, label: str) -> int:
         return len(self._ontology.ancestors(label)) if self.known(label) else 1
 
+    def disjoint(self, a: str, b: str) -> bool:
+        """Whether the ontology declares that nothing can carry both labels."""
+        return self.known(a) and self.known(b) and self._ontology.disjoint(a, b)
+
+    def consistent(self, ranked: Iterable[str]) -> tuple[str, ...]:
+        """The types one entity may carry, given its labels strongest evidence first.
+
+        Each label is kept when it fits (is, or is an ancestor or descendant of) every label
+        kept before it, so the result never holds two disjoint types, nor two sibling classes
+        ("Facility" and "City" under "Place"). Returned most specific first.
+        """
+        kept: list[str] = []
+        for label in ranked:
+            if label not in kept and all(self.compatible(label, k) for k in kept):
+                kept.append(label)
+        return self.most_specific_first(kept)
+
     def most_specific_first(self, labels: Iterable[str]) -> tuple[str, ...]:
         """Distinct labels, deepest class first, then by name: the first is the primary type."""
         return tuple(sorted(set(labels), key=lambda label: (-self.depth(label), label)))

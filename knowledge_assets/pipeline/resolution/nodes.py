@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 from knowledge_assets.pipeline.models import Evidence, Mention
@@ -82,6 +83,9 @@ class NameNode:
 
     ``key`` is the normalised name (for persons also without titles). ``acronym_like`` marks a
     one-word name written in capitals ("IBM", "U.N."), the only kind an expansion may match.
+    ``anchor`` is the key of the longer name the mentions' own documents tie this partial name
+    to ("tara reid" for "Reid"; ``anchors.anchor_nodes``), empty when none does; ``document``
+    confines a short form of several longer names to the one document that uses it.
     """
 
     index: int
@@ -93,6 +97,27 @@ class NameNode:
     acronym_like: bool
     mentions: tuple[Mention, ...]
     parts: PersonParts
+    anchor: str = ""
+    document: str = ""
+
+    @cached_property
+    def tags(self) -> Mapping[str, int]:
+        """How many of the mentions carry each tag (their own labels, before the consensus)."""
+        return Counter(m.label for m in self.mentions)
+
+    @property
+    def linkable(self) -> bool:
+        """Whether any rule may still link it.
+
+        Not one confined to its document, nor a one-word name tied by its documents, which
+        only its tie links; a longer tied name may still be linked to.
+        """
+        return not self.document and not (self.anchor and len(self.tokens) < 2)
+
+    @property
+    def settled(self) -> bool:
+        """Whether its own document decided what this name is part of (or that it is alone)."""
+        return bool(self.anchor or self.document)
 
     @property
     def size(self) -> int:

@@ -10,6 +10,7 @@ from functools import lru_cache
 from knowledge_assets.pipeline.resolution.surface import name_core
 
 __all__ = [
+    "ABBREVIATIONS",
     "CORPORATE_SUFFIXES",
     "HONORIFICS",
     "STOP_WORDS",
@@ -36,9 +37,24 @@ CORPORATE_SUFFIXES = frozenset(
 )
 """Trailing legal-form words: "Apple Inc." and "Apple" name the same company."""
 
+ABBREVIATIONS = {
+    "mt": "mount",
+    "mtn": "mountain",
+    "ft": "fort",
+    "dept": "department",
+    "univ": "university",
+    "intl": "international",
+    "natl": "national",
+    "assn": "association",
+    "bros": "brothers",
+}
+"""Abbreviated words inside names, written out: "Mt Cook" is "Mount Cook", "Ft. Worth" "Fort
+Worth". "St" stays as it is: it is "Saint" as often as "Street"."""
+
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 _POSSESSIVE = re.compile(r"'s\b|(?<=s)'(?!\w)")
-_DOTTED_ACRONYM = re.compile(r"\b(?:\w\.){2,}")
+_DOTTED_ACRONYM = re.compile(r"\b\w\.(?:\s?\w\.)+")
+"""Initials with periods, spaced or not: "U.N.", "U. S." (a lone initial, "W. Mark", is left)."""
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _NON_WORD = re.compile(r"[^\w\s]|_")
 _IDENTIFIER = re.compile(
@@ -89,9 +105,9 @@ def normalize_name(text: str) -> str:
     """
     folded = _fold(name_core(text)).translate(_APOSTROPHES)
     folded = _POSSESSIVE.sub("", folded)
-    folded = _DOTTED_ACRONYM.sub(lambda m: m.group(0).replace(".", ""), folded)
+    folded = _DOTTED_ACRONYM.sub(lambda m: re.sub(r"[.\s]", "", m.group(0)), folded)
     folded = _THOUSANDS.sub("", folded.replace("'", "")).replace("&", " and ")
-    tokens = _NON_WORD.sub(" ", folded).split()
+    tokens = [ABBREVIATIONS.get(t, t) for t in _NON_WORD.sub(" ", folded).split()]
     previous: list[str] = []
     while tokens != previous:
         previous = tokens

@@ -3,9 +3,9 @@
 News text names something in full once and then by part of its name: the last word ("Reid",
 "Herald", "Camry"), the first words ("Cliffside" for "Cliffside Rehab Center", "Kansas City" for
 "Kansas City Chiefs"), or the full name without a middle name ("Raj Chohan", "Raj K. Chohan").
-A part is trusted only when it points at one longer name: in the batch, or failing that in a
-document that uses both ("Barack Obama" and "Michelle Obama" in one batch leave a bare "Obama"
-alone unless one of its documents names just one of them).
+A part is first read in its own document (``anchors``); a part whose document names nothing
+longer is trusted only when it points at one longer name in the whole batch ("Barack Obama" and
+"Michelle Obama" in one batch leave such a bare "Obama" alone).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 from knowledge_assets.pipeline.resolution.nodes import NameNode
 from knowledge_assets.pipeline.resolution.normalize import STOP_WORDS
-from knowledge_assets.pipeline.resolution.variants import given_names_match
+from knowledge_assets.pipeline.resolution.variants import given_names_match, same_word
 
-__all__ = ["PartIndex", "part_of", "share_document"]
+__all__ = ["PartIndex", "nested", "part_of"]
 
 DISTINCT_PREFIXES = frozenset(
     {"north", "south", "east", "west", "northern", "southern", "eastern", "western", "new"}
@@ -28,15 +28,6 @@ DISTINCT_PREFIXES = frozenset(
 MAX_LONG_NAME = 5
 """Longer "names" are lists or headlines ("South East Asia-Middle East-Western Europe"); a part
 of one is not a short form of anything."""
-
-
-def share_document(a: NameNode, b: NameNode) -> bool:
-    """Whether some document mentions both names."""
-    return not {m.document_id for m in a.mentions}.isdisjoint(m.document_id for m in b.mentions)
-
-
-def _documents(node: NameNode) -> set[str]:
-    return {m.document_id for m in node.mentions}
 
 
 def _initial_of(short: str, long: str) -> bool:
@@ -79,14 +70,32 @@ def part_of(short: NameNode, long: NameNode) -> bool:
     return len(s) >= 2 and _initial_of(s[0], t[0]) and s[-1] == t[-1] and _subsequence(s, t)
 
 
+def nested(x: NameNode, y: NameNode) -> bool:
+    """Two longer names that could be one name, so neither is the other's rival.
+
+    The same words, at most misspelt or inflected ("Indianapolis Colt", "Indianapolis Colts"),
+    or one a part of the other ("Tara Reid", "actress Tara Reid").
+    """
+    return _same_words(x.tokens, y.tokens) or part_of(x, y) or part_of(y, x)
+
+
+def _same_words(a: Sequence[str], b: Sequence[str]) -> bool:
+    return len(a) == len(b) and all(same_word(x, y) for x, y in zip(a, b, strict=True))
+
+
 class PartIndex:
-    """Which longer names each name is part of, so ambiguity is judged once per batch."""
+    """Which longer names each unanchored name is part of, so ambiguity is judged once per batch.
+
+    A name its own documents settled (``anchors``) is no part here; one tied to a longer name
+    may still be the longer name of another part ("Katie" of "Katie Jenkin", which a document
+    tied to "Kathryn Jenkin").
+    """
 
     def __init__(self, nodes: Sequence[NameNode], pairs: Sequence[tuple[int, int]]) -> None:
         self._longer: dict[int, set[int]] = defaultdict(set)
         for i, j in pairs:
             for short, long in ((nodes[i], nodes[j]), (nodes[j], nodes[i])):
-                if part_of(short, long):
+                if not short.settled and not long.document and part_of(short, long):
                     self._longer[short.index].add(long.index)
         self._nodes = nodes
 
@@ -98,12 +107,4 @@ class PartIndex:
         longer = self._longer.get(short.index, set())
         if long.index not in longer:
             return False
-        rivals = [self._nodes[i] for i in longer if not self._nested(i, long.index)]
-        if not rivals:
-            return True
-        return bool(_documents(short) & _documents(long) - set().union(*map(_documents, rivals)))
-
-    def _nested(self, i: int, j: int) -> bool:
-        """Two longer names that could be one name: equal words, or one part of the other."""
-        x, y = self._nodes[i], self._nodes[j]
-        return x.tokens == y.tokens or part_of(x, y) or part_of(y, x)
+        return all(nested(self._nodes[i], long) for i in longer)

@@ -10,34 +10,42 @@ from typing import NamedTuple
 
 from rapidfuzz import fuzz
 
+from knowledge_assets.pipeline.resolution.ablation import ALL_ON, Rule
 from knowledge_assets.pipeline.resolution.adjudication import (
     UNCERTAIN_BAND,
     Adjudicator,
     NoAdjudicator,
 )
+from knowledge_assets.pipeline.resolution.context import SharedContext
 from knowledge_assets.pipeline.resolution.labels import LabelRules
 from knowledge_assets.pipeline.resolution.nodes import NameNode, PersonParts
 from knowledge_assets.pipeline.resolution.normalize import acronym_variants
 from knowledge_assets.pipeline.resolution.parts import PartIndex
-from knowledge_assets.pipeline.resolution.variants import given_names_match, sounds_alike
+from knowledge_assets.pipeline.resolution.variants import (
+    SOUND_MIN_LENGTH,
+    given_names_match,
+    same_word,
+    sounds_alike,
+)
 
-__all__ = ["Link", "PairRules", "Tier", "similarity"]
+__all__ = ["Link", "PairRules", "Tier", "conflict", "similarity"]
 
-TOKEN_MATCH = 0.8
-"""Least similarity at which two differing words count as one word misspelt ("centre"/"center");
-"northern"/"southern" (0.75) stay different words."""
+
+MIN_TAGS = 2
+"""Mentions that must carry an outvoted tag before it counts as evidence of the name's type."""
 
 
 class Tier(IntEnum):
     """Kinds of evidence, strongest first: merges are applied in this order."""
 
-    EXACT = 0
-    ACRONYM = 1
-    PERSON = 2
-    PART = 3
-    FUZZY = 4
-    SOUND = 5
-    ADJUDICATED = 6
+    DOCUMENT = 0
+    EXACT = 1
+    ACRONYM = 2
+    PERSON = 3
+    PART = 4
+    FUZZY = 5
+    SOUND = 6
+    ADJUDICATED = 7
 
 
 class Link(NamedTuple):
@@ -64,7 +72,7 @@ def _tokens_align(a: Sequence[str], b: Sequence[str]) -> bool:
     a counterpart per word keeps such names apart while allowing "Promises Treatment Centre".
     """
     short, long = sorted((a, b), key=len)
-    return all(any(t == u or fuzz.ratio(t, u) / 100.0 >= TOKEN_MATCH for u in long) for t in short)
+    return all(any(same_word(t, u) for u in long) for t in short)
 
 
 def _spelt_alike(a: Sequence[str], b: Sequence[str]) -> bool:
@@ -84,39 +92,26 @@ class PairRules:
         threshold: float,
         pairs: Sequence[tuple[int, int]] = (),
         adjudicator: Adjudicator | None = None,
+        context: SharedContext | None = None,
+        without: frozenset[Rule] = ALL_ON,
     ) -> None:
         self._labels = labels
+        self._context = context
+        self._without = without
         self._adjudicator = adjudicator or NoAdjudicator()
         self._threshold = threshold
         self._ambiguous = _ambiguous_surnames(nodes)
         self._parts = PartIndex(nodes, [p for p in pairs if not self._conflict_at(nodes, p)])
 
     def conflict(self, a: NameNode, b: NameNode) -> bool:
-        """Hard guards: such a pair is never merged, whatever else links it.
-
-        Incompatible types keep names apart ("Apple" the company, "apple" the fruit), except
-        where our tagger is known to err and the name says more than the tag: one and the same
-        name of several words ("Bettie Page" once a person, once an organisation), and a
-        person's full name with its bare surname ("Hugh Jackman", "Jackman" tagged a place).
-        A tag the consensus outvoted still counts: "Jaguars", a person twice and an organisation
-        once, may meet the organisation "Jacksonville Jaguars". Opaque labels (given by the
-        user) always hold.
-        """
-        if _numbers_clash(a, b):
-            return True
-        if not self._labels.compatible(a.label, b.label) and not self._tags_meet(a, b):
-            return not (self._tagged(a, b) and (_same_long_name(a, b) or _surname_of(a, b)))
-        return _person_conflict(a, b)
-
-    def _tags_meet(self, a: NameNode, b: NameNode) -> bool:
-        """Some tag the extractor gave one name's mentions fits some tag of the other's."""
-        if not self._tagged(a, b):
-            return False
-        x, y = {m.label for m in a.mentions}, {m.label for m in b.mentions}
-        return any(self._labels.compatible(p, q) for p in x for q in y)
-
-    def _tagged(self, a: NameNode, b: NameNode) -> bool:
-        return self._labels.known(a.label) and self._labels.known(b.label)
+        """Hard guards: such a pair is never merged, whatever else links it (``conflict``)."""
+        return conflict(
+            self._labels,
+            a,
+            b,
+            stray_tags=not self._on(Rule.STRAY_TAGS),
+            full_names=self._on(Rule.FULL_NAMES),
+        )
 
     def may_share(self, a: NameNode, b: NameNode) -> bool:
         """Whether two names with no link between them may still sit in one cluster.
@@ -125,8 +120,12 @@ class PairRules:
         would keep "New Orleans" (the team) from "Saints" although both are "New Orleans
         Saints"; allowing any pair without a guard would chain near misses ("Treatment Center",
         "Centre", "Centres"). So: no guard fires, and one name is one word or has no word the
-        other lacks.
+        other lacks. A name its document tied to a longer name stands for that name, whose own
+        pairs are checked: a bare "Lohan" tagged a place in one document and a person in
+        another, both tied to "Lindsay Lohan", may share her cluster.
         """
+        if a.anchor or b.anchor:
+            return True
         if self.conflict(a, b):
             return False
         x, y = set(a.tokens), set(b.tokens)
@@ -136,31 +135,54 @@ class PairRules:
         return self.conflict(nodes[pair[0]], nodes[pair[1]])
 
     def link(self, a: NameNode, b: NameNode) -> Link | None:
-        """The strongest evidence that ``a`` and ``b`` corefer, or None when nothing links them."""
-        if self.conflict(a, b):
+        """The strongest evidence that ``a`` and ``b`` corefer, or None when nothing links them.
+
+        A partial name its own documents settled (``anchors``) is linked by them alone: the same
+        surname elsewhere may be a namesake. Other names may still link to one tied to a longer
+        name, which stands for that name's cluster.
+        """
+        if _settled_pair(a, b) or self.conflict(a, b):
             return None
         if a.key == b.key:
             return Link(Tier.EXACT, 1.0)
-        if _acronym_match(a, b) or _acronym_match(b, a):
+        if self._on(Rule.ACRONYM) and (_acronym_match(a, b) or _acronym_match(b, a)):
             return Link(Tier.ACRONYM, 1.0)
-        if self._person_match(a, b):
+        if self._on(Rule.PERSON) and self._person_match(a, b):
             return Link(Tier.PERSON, 1.0)
-        if self._parts.supports(a, b):
+        if self._on(Rule.PART) and self._parts.supports(a, b) and self._part_in_context(a, b):
             return Link(Tier.PART, 1.0)
         return self._fuzzy(a, b)
+
+    def _on(self, rule: Rule) -> bool:
+        return rule not in self._without
 
     def _fuzzy(self, a: NameNode, b: NameNode) -> Link | None:
         """Close spellings; the band just below the threshold goes to the adjudicator."""
         score = similarity(a.key, b.key)
         aligned = _tokens_align(a.tokens, b.tokens)
-        if score >= self._threshold and aligned:
+        if score >= self._threshold and aligned and self._on(Rule.FUZZY):
             return Link(Tier.FUZZY, score)
-        if _spelt_alike(a.tokens, b.tokens):
+        if self._on(Rule.SOUND) and _spelt_alike(a.tokens, b.tokens):
             return Link(Tier.SOUND, score)
         if score < self._threshold - UNCERTAIN_BAND or not aligned:
             return None
         verdict = self._adjudicator.same(a.key, b.key, label=a.label, score=score)
         return Link(Tier.ADJUDICATED, score) if verdict else None
+
+    def _part_in_context(self, a: NameNode, b: NameNode) -> bool:
+        """Whether a part of a name may join a longer name that none of its documents uses.
+
+        The head of a name (its last word: "Reid", "Chiefs") and a start of several words
+        ("Staunton Police") stand for the longer name wherever the batch has no rival for it.
+        A one-word start is often a name in its own right ("France" of "France Telecom",
+        "Internet" of "Internet Explorer"), so it joins only where the documents share a story
+        (``context``). Without documents to compare (the registry) it joins nothing.
+        """
+        if _same_head(a, b) or min(len(a.tokens), len(b.tokens)) > 1:
+            return True
+        if not self._on(Rule.CONTEXT):
+            return True
+        return self._context is not None and self._context.shared(a, b)
 
     def _person_match(self, a: NameNode, b: NameNode) -> bool:
         """A bare surname and its one full name, or two full names with the same surname."""
@@ -174,6 +196,94 @@ class PairRules:
         if a.surname != b.surname:
             return False
         return a.given == b.given or a.surname not in self._ambiguous
+
+
+def conflict(
+    labels: LabelRules,
+    a: NameNode,
+    b: NameNode,
+    *,
+    stray_tags: bool = False,
+    full_names: bool = True,
+) -> bool:
+    """Hard guards: such a pair is never merged, whatever else links it.
+
+    Different numbers ("Flight 101"/"Flight 102") and different full names with one head
+    ("Alice"/"Bruno Hartmann") never merge. Incompatible types keep names apart ("Apple" the
+    company, "apple" the fruit), except where our tagger is known to err and the name says
+    more than the tag: one and the same name of several words ("Bettie Page" once a person,
+    once an organisation), and a person's full name with its bare surname ("Hugh Jackman",
+    "Jackman" tagged a place). A tag the consensus outvoted still counts as evidence of type
+    (``_tags_meet``). Opaque labels (given by the user) always hold. ``stray_tags`` lets any
+    single tag count (``Rule.STRAY_TAGS`` off), ``full_names`` False drops the full-name guard
+    (``Rule.FULL_NAMES`` off).
+    """
+    if _numbers_clash(a, b) or (full_names and _different_full_names(a, b)):
+        return True
+    if not labels.compatible(a.label, b.label) and not _tags_meet(labels, a, b, stray_tags):
+        return not (_tagged(labels, a, b) and (_same_long_name(a, b) or _surname_of(a, b)))
+    return _person_conflict(a, b)
+
+
+def _different_full_names(a: NameNode, b: NameNode) -> bool:
+    """Two names of as many words with one head, whose other words name different things.
+
+    "Alice Hartmann" and "Bruno Hartmann", "Anna Hartmann" and "Hanna Hartmann", "Northern
+    District" and "Southern District": the short forms match exactly, the names do not. Words
+    that may be one name ("Bettie"/"Betty", "Bill"/"William", "J"/"John") do not count. It
+    holds whatever the labels, so names under opaque labels get it too; person names also get
+    the finer ``_person_conflict`` (middle names, particles).
+    """
+    x, y = a.tokens, b.tokens
+    if len(x) != len(y) or len(x) < 2 or x[-1] != y[-1] or a.key == b.key:
+        return False
+    return any(not _one_word(p, q) for p, q in zip(x[:-1], y[:-1], strict=True))
+
+
+def _one_word(x: str, y: str) -> bool:
+    """Two spellings of one word of a name.
+
+    A first-name variant, or a longer word misspelt or inflected ("Picture"/"Pictures"); short
+    words one letter apart ("Anna"/"Hanna") are different names.
+    """
+    if given_names_match(x, y):
+        return True
+    return min(len(x), len(y)) >= SOUND_MIN_LENGTH and same_word(x, y)
+
+
+def _tags_meet(labels: LabelRules, a: NameNode, b: NameNode, stray_tags: bool) -> bool:
+    """Some tag the extractor gave one name's mentions fits some tag of the other's.
+
+    Between a name and the head of another ("Jaguars", mostly tagged a person, once an
+    organisation, and "Jacksonville Jaguars") any tag counts. Otherwise a tag counts when it is
+    the name's label or at least ``MIN_TAGS`` of its mentions carry it: organisations are named
+    after people ("Meyer Freight"), and one stray tag on the founder's "Meyer" must not drag a
+    person into the company.
+    """
+    if not _tagged(labels, a, b):
+        return False
+    least = 1 if stray_tags or _same_head(a, b) else MIN_TAGS
+    x, y = _tags(a, least), _tags(b, least)
+    return any(labels.compatible(p, q) for p in x for q in y)
+
+
+def _tags(node: NameNode, least: int) -> set[str]:
+    """The node's label and the tags at least ``least`` of its mentions carry."""
+    return {node.label} | {tag for tag, n in node.tags.items() if n >= least}
+
+
+def _tagged(labels: LabelRules, a: NameNode, b: NameNode) -> bool:
+    return labels.known(a.label) and labels.known(b.label)
+
+
+def _settled_pair(a: NameNode, b: NameNode) -> bool:
+    """Both names settled by their documents, or one confined to its document."""
+    return bool(a.document or b.document or (a.anchor and b.anchor))
+
+
+def _same_head(a: NameNode, b: NameNode) -> bool:
+    """Both names end in the same word, the head of an English name ("Reid", "Tara Reid")."""
+    return bool(a.tokens and b.tokens) and a.tokens[-1] == b.tokens[-1]
 
 
 def _same_long_name(a: NameNode, b: NameNode) -> bool:

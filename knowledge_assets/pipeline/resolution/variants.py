@@ -8,7 +8,11 @@ from jellyfish import metaphone
 from nicknames import NickNamer
 from rapidfuzz import fuzz
 
-__all__ = ["given_names_match", "sounds_alike"]
+__all__ = ["TOKEN_MATCH", "given_names_match", "same_word", "sounds_alike"]
+
+TOKEN_MATCH = 0.8
+"""Least similarity at which two differing words count as one word misspelt ("centre"/"center",
+"colt"/"colts"); "northern"/"southern" (0.75) stay different words."""
 
 SHORT_FORM = 3
 """A word this long that starts a word at least two letters longer is its short form ("Fred",
@@ -19,6 +23,11 @@ SOUND_MIN_LENGTH = 5
 
 SOUND_MATCH = 0.7
 """Least letter similarity of two sound-alike spellings ("bettie"/"betty" is 0.73)."""
+
+
+def same_word(x: str, y: str) -> bool:
+    """One word, or one word misspelt or inflected ("centre"/"center", "colt"/"colts")."""
+    return x == y or fuzz.ratio(x, y) / 100.0 >= TOKEN_MATCH
 
 
 def sounds_alike(x: str, y: str) -> bool:
