@@ -168,9 +168,9 @@ canonical_splits = sa.Table(
 
 REGISTRY_TABLES = (canonical_entities, canonical_members, canonical_keys)
 
-# One row per run executed by a worker (liveness, not workflow state): see instance/leases.py.
-run_worker_leases = sa.Table(
-    "run_worker_leases",
+# One lease per run a worker executes (liveness, not workflow state): see instance/leases.py.
+worker_leases = sa.Table(
+    "worker_leases",
     metadata,
     _text("run_id", key=True),
     _text("task_id"),

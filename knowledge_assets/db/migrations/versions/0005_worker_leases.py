@@ -1,8 +1,9 @@
-"""Run worker leases: which worker node executes a run, and whether it is still alive.
+"""Worker leases: whether the worker executing a run is still alive.
 
-Liveness bookkeeping, not workflow state: a run's status stays Dagster's own. The task executing a
-run writes its lease before the run starts and renews it; run monitoring fails a run whose lease
-went silent (``instance/leases.py``), and the graph store's fence locks it while committing.
+Liveness, not workflow state: a run's status, and which worker ran it (a run tag), stay Dagster's
+own. The task executing a run writes its lease before the run starts and renews it; run
+monitoring fails a run whose lease went silent (``instance/leases.py``), and the graph store's
+fence locks it while committing.
 """
 
 import sqlalchemy as sa
@@ -23,7 +24,7 @@ def _moment(name: str, *, nullable: bool = True) -> sa.Column:
 
 def upgrade() -> None:
     op.create_table(
-        "run_worker_leases",
+        "worker_leases",
         sa.Column("run_id", sa.Text, primary_key=True),
         sa.Column("task_id", sa.Text, nullable=False),
         sa.Column("node", sa.Text, nullable=False),
@@ -38,4 +39,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("run_worker_leases", schema=S)
+    op.drop_table("worker_leases", schema=S)
