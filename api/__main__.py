@@ -6,6 +6,7 @@ import logging
 
 import uvicorn
 
+from api.access_log import log_config
 from api.app import create_app
 from knowledge_assets.settings import Settings
 
@@ -19,6 +20,7 @@ def main() -> None:
         host=settings.api_host,
         port=settings.api_port,
         log_level="info",
+        log_config=log_config(),  # no stream token reaches the access log
         # Streams end on shutdown; clients resume with Last-Event-ID from another process.
         timeout_graceful_shutdown=5,
     )

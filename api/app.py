@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from api.context import api_context
@@ -23,6 +24,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with api_context(settings) as context:
             app.state.context = context
+            await anyio.to_thread.run_sync(context.ontology_guard.warm_up)
             async with context.tail.running():
                 yield
 

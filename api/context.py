@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from api.guards.auth import TokenAuthority
+from api.guards.ontology import OntologyGuard
 from api.guards.stream_limits import StreamLimiter
 from api.tail import EventTail
 from knowledge_assets.settings import Settings
@@ -31,6 +32,7 @@ class ApiContext:
     authority: TokenAuthority
     limiter: StreamLimiter
     tail: EventTail
+    ontology_guard: OntologyGuard
 
     @cached_property
     def engine(self) -> sa.Engine:
@@ -53,10 +55,17 @@ def api_context(settings: Settings) -> Iterator[ApiContext]:
     if settings.api_token is None:
         raise RuntimeError("KNOWLEDGE_API_TOKEN is not set: the API never runs unauthenticated")
     from knowledge_assets.orchestration.orchestrator import Orchestrator
+    from knowledge_assets.pipeline.ontology import load_ontology
+    from knowledge_assets.pipeline.ontology_check import ExpectedOntology
 
     authority = TokenAuthority(settings.api_token, settings.api_stream_token_ttl_s)
     limiter = StreamLimiter(
         settings.api_max_streams_per_token, retry_after_s=int(settings.api_stream_heartbeat_s)
+    )
+    ontology_guard = OntologyGuard(
+        ExpectedOntology.of(load_ontology(settings.ontology)),
+        max_bytes=settings.api_max_ontology_bytes,
+        timeout_s=settings.api_ontology_check_timeout_s,
     )
     with Orchestrator.for_settings(settings) as orchestrator:
         tail = EventTail(
@@ -65,4 +74,4 @@ def api_context(settings: Settings) -> Iterator[ApiContext]:
             poll_s=settings.api_stream_poll_s,
             keep=settings.api_stream_keep_events,
         )
-        yield ApiContext(settings, orchestrator, authority, limiter, tail)
+        yield ApiContext(settings, orchestrator, authority, limiter, tail, ontology_guard)

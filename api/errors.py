@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -18,6 +19,7 @@ __all__ = [
     "error_response",
     "install_error_handlers",
 ]
+
 
 # Codes for Starlette's own errors (unknown route, wrong method, ...), so they stay stable too.
 _STATUS_CODES = {
@@ -110,8 +112,38 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return error_response(422, "invalid_request", problems or "invalid request")
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette still logs the traceback; the client gets the documented shape, not text.
+        if _database_unreachable(exc):
+            return error_response(
+                503,
+                "database_unavailable",
+                "the database does not answer; try again shortly",
+                headers={"Retry-After": "5"},
+            )
+        return error_response(500, "internal_error", "unexpected error; see the API's log")
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
         headers = dict(exc.headers) if exc.headers else None
         return error_response(exc.status_code, code, str(exc.detail), headers)
+
+
+def _database_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a lost connection to PostgreSQL.
+
+    Dagster's storage wraps the driver's error in its own exception (``raise ... from``), so
+    the whole chain is looked at.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sqlalchemy.exc.OperationalError | sqlalchemy.exc.TimeoutError):
+            return True
+        if type(current).__name__ == "OperationalError":  # psycopg2's own, unwrapped
+            return True
+        current = current.__cause__ or current.__context__
+    return False

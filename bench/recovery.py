@@ -99,7 +99,6 @@ def _trial(items: list[Any], *, kill_everything: bool) -> dict[str, Any]:
             killed_at = time.monotonic()
             if kill_everything:
                 _kill_tree(daemon)
-                daemon.children.clear()
                 daemon.start()
             else:
                 _kill_worker(engine, orchestrator, batch_id)

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     )
     api_max_upload_bytes: int = Field(default=50_000_000, gt=0)
     api_max_upload_files: int = Field(default=1_000, ge=1)
+    # A submitted ontology is only compared with the configured one (api/guards/ontology.py):
+    # bigger ones are refused unread, and the check runs in a child killed at the deadline.
+    api_max_ontology_bytes: int = Field(default=1_000_000, gt=0)
+    api_ontology_check_timeout_s: float = Field(default=5.0, gt=0)
     # One token serves every user of a deployment, and a stream costs a socket and a cursor into
     # the shared tail (not a database poller): the cap guards against runaway clients.
     api_max_streams_per_token: int = Field(default=128, ge=1)

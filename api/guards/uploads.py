@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from api.errors import ApiError
 from api.guards.body_limit import BodyTooLarge
-from api.models import SubmitJson
+from api.guards.json_body import JsonBatchReader
 from knowledge_assets.pipeline.documents import document_name
 from knowledge_assets.pipeline.models import DocumentInput
 
@@ -53,12 +52,10 @@ async def read_submission(request: Request, *, max_files: int, max_bytes: int) -
 
 
 async def _from_json(request: Request, max_files: int) -> Submission:
-    try:
-        body = SubmitJson.model_validate_json(await request.body())
-    except ValidationError as exc:
-        raise ApiError(422, "invalid_request", _first_problem(exc)) from exc
-    if len(body.documents) > max_files:
-        raise _too_many(max_files)
+    reader = JsonBatchReader(max_files)
+    async for chunk in request.stream():
+        reader.feed(chunk)
+    body = reader.finish()
     documents = [
         DocumentInput(name=document_name(d.id), data=d.text.encode("utf-8")) for d in body.documents
     ]
@@ -97,13 +94,3 @@ async def _document(field: str, upload: UploadFile) -> DocumentInput:
             f"file {name[:200]!r} has type {content_type[:100]!r}: send text/plain or markdown",
         )
     return DocumentInput(name=name, data=await upload.read())
-
-
-def _too_many(max_files: int) -> ApiError:
-    return ApiError(413, "too_many_documents", f"at most {max_files} documents per batch")
-
-
-def _first_problem(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(p) for p in error.get("loc", ()))
-    return f"{where}: {error.get('msg', 'invalid')}" if where else str(error.get("msg"))

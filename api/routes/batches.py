@@ -8,7 +8,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Request
 
 from api.deps import Caller, Context
-from api.errors import ApiError, ErrorBody
+from api.errors import ErrorBody
 from api.guards.uploads import read_submission
 from api.models import BatchAccepted, BatchPage, BatchView, SubmitJson, dagster_link, events_link
 from knowledge_assets.orchestration.state import BatchStatus
@@ -79,7 +79,7 @@ async def submit_batch(request: Request, context: Context, caller: Caller) -> Ba
         request, max_files=settings.api_max_upload_files, max_bytes=settings.api_max_upload_bytes
     )
     if submission.ontology is not None:
-        await anyio.to_thread.run_sync(_check_ontology, context, submission.ontology)
+        await context.ontology_guard.check(submission.ontology)
     status = await anyio.to_thread.run_sync(_submit, context, submission.documents)
     return BatchAccepted(
         batch_id=status.batch_id,
@@ -125,19 +125,3 @@ def resume_batch(batch_id: BatchId, context: Context, caller: Caller) -> BatchVi
 def _submit(context: Context, documents: list[DocumentInput]) -> BatchStatus:
     """Stage and start; raises ``NothingAccepted`` (a 422) when every document is refused."""
     return context.orchestrator.submit(documents, source="api")
-
-
-def _check_ontology(context: Context, text: str) -> None:
-    from knowledge_assets.pipeline.ontology import OntologyError, parse_ontology
-
-    try:
-        submitted = parse_ontology(text, source="submitted ontology")
-    except OntologyError as exc:
-        raise ApiError(422, "invalid_ontology", str(exc)) from exc
-    if submitted.hash != context.ontology.hash:
-        raise ApiError(
-            422,
-            "ontology_mismatch",
-            "this platform extracts with its configured ontology (KNOWLEDGE_ONTOLOGY); "
-            "per-batch ontologies are not supported: omit `ontology` or send that one",
-        )

@@ -12,8 +12,9 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=Health)
-def healthz() -> Health:
+async def healthz() -> Health:
     """The process is up and answering."""
+    # async: answered on the event loop, never queued behind busy worker threads.
     return Health(status="ok")
 
 

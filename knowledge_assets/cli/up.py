@@ -79,7 +79,11 @@ def _print_api(settings: Settings, token: Any) -> None:
     if token is None:
         return
     print(f"API:         {settings.api_url}  (web page: {settings.api_url}/#token=...)", flush=True)
+    # The token itself only when it was just made (the one time a user needs to see it):
+    # stdout often lands in a log file, which is no place for a secret.
     if token.source == "environment":
         print("API token:   from KNOWLEDGE_API_TOKEN", flush=True)
+    elif token.source == "generated":
+        print(f"API token:   {token.value}  (new; kept in {settings.api_token_file})", flush=True)
     else:
-        print(f"API token:   {token.value}  ({token.source}, kept in {settings.api_token_file})")
+        print(f"API token:   in {settings.api_token_file} (mode 0600)", flush=True)

@@ -23,6 +23,7 @@ __all__ = [
     "to_sqlalchemy_url",
 ]
 
+
 _log = logging.getLogger(__name__)
 
 # A worker frozen mid-transaction (SIGSTOP, a partition) keeps its locks until its session ends,
@@ -137,6 +138,40 @@ class EmbeddedPostgres:
         # runs: record the new one, or a restarted server would outlive its last handle.
         self._server.ensure_postgres_running()
 
+    def alive(self) -> bool:
+        """Whether the postmaster this handle started (or attached to) still runs.
+
+        A killed postmaster may linger as a zombie until its parent reaps it: that is dead.
+        """
+        if self._server is None:
+            return False
+        return _running(self._server.get_postmaster_info().pid)
+
+    def revive(self) -> str:
+        """Start the server again after its postmaster died; the URL stays the same.
+
+        Raises:
+            EmbeddedPostgresError: PostgreSQL refused to start (e.g. backends of the dead
+                postmaster still hold its shared memory); the caller retries later.
+        """
+        if self._server is None:
+            return self.start()
+        pid_file = self.pgdata / "postmaster.pid"
+        with self._server._lock:  # pgserver's lock between the processes sharing the server
+            recorded = _recorded_pid(pid_file)
+            if recorded is not None and not _running(recorded):
+                # PostgreSQL refuses to start while the pid in its lock file exists, and a
+                # zombie's pid does: the file of a postmaster known dead can go.
+                pid_file.unlink(missing_ok=True)
+            try:
+                self._server.ensure_postgres_running()
+            except Exception as exc:
+                raise EmbeddedPostgresError(
+                    f"could not restart the embedded PostgreSQL in {self.pgdata}: {exc} "
+                    f"(server log: {self.pgdata / 'log'})"
+                ) from exc
+        return to_sqlalchemy_url(self._server.get_uri())
+
     def stop(self) -> None:
         """Release this process's handle; the server stops when no process holds one."""
         if self._server is not None:
@@ -158,6 +193,23 @@ def _settle_idle_timeout(uri: str) -> None:
 
 
 _IDLE = "idle_in_transaction_session_timeout"
+
+
+def _recorded_pid(pid_file: Path) -> int | None:
+    try:
+        first = pid_file.read_text(encoding="utf-8").splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    return int(first) if first.strip().isdigit() else None
+
+
+def _running(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def to_sqlalchemy_url(url: str) -> str:

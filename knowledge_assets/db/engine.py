@@ -25,6 +25,14 @@ def database_url(settings: Settings) -> str:
     return server.start()
 
 
+def embedded_server(settings: Settings) -> EmbeddedPostgres | None:
+    """The embedded server this process started for ``settings`` (``None`` if external)."""
+    if settings.database_url:
+        return None
+    with _embedded_lock:
+        return _embedded.get(str(settings.pgdata_dir))
+
+
 def stop_embedded() -> None:
     """Release every embedded server this process started (they stop when nobody holds them)."""
     with _embedded_lock:

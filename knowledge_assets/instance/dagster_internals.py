@@ -50,6 +50,7 @@ __all__ = [
     "instance_on_database",
     "records_after",
     "run_id_of_task",
+    "run_storage_of",
     "start_run_retry_cursors",
 ]
 
@@ -95,6 +96,17 @@ def start_run_retry_cursors(instance: dg.DagsterInstance) -> None:
     missing = {key: newest for key in RUN_RETRY_CURSOR_KEYS if present.get(key) is None}
     if missing:
         instance.daemon_cursor_storage.set_cursor_values(missing)
+
+
+def run_storage_of(instance: dg.DagsterInstance) -> object:
+    """The run storage that dagster.yaml's ``storage:`` block built for ``instance``.
+
+    An instance configured with a unified ``storage:`` wraps its run storage in a
+    ``LegacyRunStorage`` that keeps the real one as ``_storage.run_storage``.
+    """
+    storage: object = instance.run_storage
+    inner = getattr(storage, "_storage", None)
+    return inner.run_storage if inner is not None else storage
 
 
 def records_after(

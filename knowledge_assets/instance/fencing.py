@@ -8,8 +8,9 @@ A superseded attempt can still be running when a newer one exists: a worker that
   which must be this task's and neither revoked nor finished. Run monitoring revokes a silent
   lease (waiting for a fence that holds it) *before* it reports the run failed, so no commit of
   this attempt can follow the failure, and no newer attempt exists while the fence holds;
-* the run must be STARTED and the batch's newest run (Dagster's ``runs`` and ``run_tags``, read
-  without a lock).
+* the run must be STARTED and the batch's newest submitted run (Dagster's ``runs`` and
+  ``run_tags``, read without a lock). A run still NOT_STARTED is no attempt: it may be a
+  duplicate the run gate is about to refuse (``run_gate.py``).
 
 The fence never locks Dagster's own rows. It used to share-lock the run's row instead; a worker
 frozen inside the ingest then held that lock, ``report_run_failed`` wrote the failure event and
@@ -29,12 +30,13 @@ import sqlalchemy as sa
 
 from knowledge_assets.instance.dagster_internals import PARTITION_NAME_TAG
 from knowledge_assets.instance.leases import LeaseStore, current_task
+from knowledge_assets.instance.run_gate import submitted_runs
 from knowledge_assets.pipeline.store import StaleAttempt
 
 _STATUS = sa.text("SELECT status FROM runs WHERE run_id = :run_id")
 _NEWEST_RUN = sa.text(
     "SELECT r.run_id FROM runs r JOIN run_tags t ON t.run_id = r.run_id "
-    "WHERE t.key = :tag AND t.value = :batch "
+    "WHERE t.key = :tag AND t.value = :batch AND r.status <> 'NOT_STARTED' "
     "ORDER BY r.id DESC LIMIT 1"
 )
 
@@ -65,10 +67,8 @@ class RunFence:
         run = self.instance.get_run_by_id(self.run_id)
         if run is None:
             return  # not a run of this instance's storage: nothing to fence against
-        runs = self.instance.get_runs(
-            dg.RunsFilter(tags={PARTITION_NAME_TAG: self.batch_id}), limit=1
-        )
-        self._judge(run.status.value, runs[0].run_id if runs else None)
+        runs = submitted_runs(self.instance, self.batch_id)
+        self._judge(run.status.value, runs[-1].run_id if runs else None)
 
     def _judge(self, status: str, newest: str | None) -> None:
         if status != "STARTED":

@@ -35,13 +35,18 @@ from dagster_postgres.utils import (
     pg_url_from_config,
 )
 
-from knowledge_assets.instance.dagster_internals import ConfigurableClassData, UserConfigSchema
+from knowledge_assets.instance.dagster_internals import (
+    ConfigurableClassData,
+    UserConfigSchema,
+    run_storage_of,
+)
 
 __all__ = [
     "PooledPostgresEventLogStorage",
     "PooledPostgresRunStorage",
     "PooledPostgresScheduleStorage",
     "PooledPostgresStorage",
+    "runs_engine",
 ]
 
 POOL_SIZE = 2
@@ -207,3 +212,9 @@ class PooledPostgresStorage(DagsterPostgresStorage):
         if self.inst_data is None:
             return None
         return ConfigurableClassData(__name__, class_name, self.inst_data.config_yaml)
+
+
+def runs_engine(instance: dg.DagsterInstance) -> sa.Engine | None:
+    """The pooled engine on the database of the instance's runs, if it is ours (PostgreSQL)."""
+    storage = run_storage_of(instance)
+    return storage._engine if isinstance(storage, _Pooled) else None

@@ -24,6 +24,7 @@ from knowledge_assets.instance.dagster_internals import PARTITION_NAME_TAG, Code
 from knowledge_assets.instance.home import LOCATION, PROJECT_ROOT, open_instance
 from knowledge_assets.instance.launcher import LeasedCeleryRunLauncher
 from knowledge_assets.instance.leases import LeaseBusy, LeaseStore
+from knowledge_assets.instance.run_gate import ACTIVE_STATUSES, RERUN_TAG, SUBMITTED_STATUSES
 from knowledge_assets.orchestration.commit_horizon import CommitHorizon
 from knowledge_assets.orchestration.events import BatchEvent, EventId
 from knowledge_assets.orchestration.feed import BatchEventFeed
@@ -43,14 +44,6 @@ from knowledge_assets.pipeline.ontology import load_ontology
 from knowledge_assets.settings import Settings
 
 __all__ = ["BatchTimeout", "NothingAccepted", "Orchestrator", "UnknownBatchError"]
-
-_ACTIVE = {
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-}
 
 
 class BatchTimeout(TimeoutError):
@@ -122,13 +115,17 @@ class Orchestrator:
         )
 
     def start(self, batch_id: str) -> BatchStatus:
-        """Start a staged batch, unless it has a run already: then answer its status."""
+        """Start a staged batch, unless it has a run already: then answer its status.
+
+        Two callers starting the same batch at once (API replicas, the inbox sensor) both get
+        here; the instance's run coordinator admits one run and deletes the other
+        (``instance/run_gate.py``), so the check below only saves work.
+        """
         self._storage.manifest(batch_id)  # UnknownBatchError for a batch never staged
-        with self._batch_lock(batch_id):
-            if not self._runs(batch_id):
-                if not self._instance.has_dynamic_partition(BATCHES, batch_id):
-                    self._instance.add_dynamic_partitions(BATCHES, [batch_id])
-                self._runs_of_job.submit_new({PARTITION_NAME_TAG: batch_id})
+        if not self._runs(batch_id):
+            if not self._instance.has_dynamic_partition(BATCHES, batch_id):
+                self._instance.add_dynamic_partitions(BATCHES, [batch_id])
+            self._runs_of_job.submit_new({PARTITION_NAME_TAG: batch_id})
         return self.poll(batch_id)
 
     def wait(self, batch_id: str, timeout_s: float = 600.0, poll_s: float = 0.5) -> BatchStatus:
@@ -223,7 +220,7 @@ class Orchestrator:
         happens after this returns. The batch stays resumable.
         """
         run = self._latest(batch_id)
-        if run is None or run.status not in _ACTIVE:
+        if run is None or run.status not in ACTIVE_STATUSES:
             return self.poll(batch_id)
         self._instance.add_run_tags(run.run_id, {INTERRUPTED_TAG: "true"})
         self._instance.run_coordinator.cancel_run(run.run_id)
@@ -238,10 +235,8 @@ class Orchestrator:
             return self.start(batch_id)
         if status.state != BatchState.FAILED:
             return status
-        with self._batch_lock(batch_id):
-            latest = self._latest(batch_id)
-            if latest is not None and latest.run_id == run.run_id:
-                self._runs_of_job.submit_retry(run, {INTERRUPTED_TAG: "false"})
+        # The gate admits this only as the retry of the batch's newest run, once.
+        self._runs_of_job.submit_retry(run, {INTERRUPTED_TAG: "false"})
         return self.poll(batch_id)
 
     def rerun(self, batch_id: str) -> BatchStatus:
@@ -251,10 +246,10 @@ class Orchestrator:
         A batch with an active run is left alone.
         """
         self._storage.manifest(batch_id)
-        with self._batch_lock(batch_id):
-            latest = self._latest(batch_id)
-            if latest is None or latest.status not in _ACTIVE:
-                self._runs_of_job.submit_new({PARTITION_NAME_TAG: batch_id})
+        latest = self._latest(batch_id)
+        if latest is None or latest.status not in ACTIVE_STATUSES:
+            # The gate refuses a second run of a batch unless it is marked as a rerun.
+            self._runs_of_job.submit_new({PARTITION_NAME_TAG: batch_id, RERUN_TAG: "true"})
         return self.poll(batch_id)
 
     # -- internals --------------------------------------------------------------------------
@@ -263,28 +258,23 @@ class Orchestrator:
         return [record.dagster_run for record in self._run_records(batch_id)]
 
     def _run_records(self, batch_id: str) -> list[dg.RunRecord]:
-        """The batch's runs with their start and end times, oldest first."""
+        """The batch's submitted runs with their start and end times, oldest first.
+
+        A run still NOT_STARTED is being created (or was refused by the gate a moment later, or
+        its creator died): it is no attempt of the batch.
+        """
         records = self._instance.get_run_records(
-            dg.RunsFilter(job_name=extract_batch.name, tags={PARTITION_NAME_TAG: batch_id})
+            dg.RunsFilter(
+                job_name=extract_batch.name,
+                tags={PARTITION_NAME_TAG: batch_id},
+                statuses=SUBMITTED_STATUSES,
+            )
         )
         return list(reversed(records))
 
     def _latest(self, batch_id: str) -> dg.DagsterRun | None:
-        runs = self._instance.get_runs(
-            dg.RunsFilter(job_name=extract_batch.name, tags={PARTITION_NAME_TAG: batch_id}),
-            limit=1,
-        )
-        return runs[0] if runs else None
-
-    @contextlib.contextmanager
-    def _batch_lock(self, batch_id: str) -> Iterator[None]:
-        # Two API replicas starting the same batch at once: the second waits, then sees the run.
-        with self._engine.begin() as connection:
-            connection.execute(
-                sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                {"key": f"knowledge-batch:{batch_id}"},
-            )
-            yield
+        runs = self._runs(batch_id)
+        return runs[-1] if runs else None
 
     def _await_stopped(self, run_id: str, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

@@ -174,7 +174,14 @@ def _progress(
 
 def _documents(engine: sa.Engine, manifest: BatchManifest) -> list[DocumentStatus]:
     statuses = [DocumentStatus(name=e.name, status="accepted") for e in manifest.documents]
-    held = _quarantined_documents(engine, manifest.batch_id)
+    # The store records refusals in the quarantine table too; under a name that was also
+    # accepted (a duplicate name), such a row is about the refused copy, not the kept one.
+    refusals = {(r.name, r.reason) for r in manifest.rejections}
+    held = {
+        name: reason
+        for name, reason in _quarantined_documents(engine, manifest.batch_id)
+        if (name, reason) not in refusals
+    }
     statuses = [
         DocumentStatus(name=s.name, status="quarantined", reason=held[s.name])
         if s.name in held
@@ -187,9 +194,9 @@ def _documents(engine: sa.Engine, manifest: BatchManifest) -> list[DocumentStatu
     return sorted(statuses, key=lambda s: s.name)
 
 
-def _quarantined_documents(engine: sa.Engine, batch_id: str) -> dict[str, str]:
+def _quarantined_documents(engine: sa.Engine, batch_id: str) -> list[tuple[str, str]]:
     query = sa.select(quarantine.c.subject, quarantine.c.reason).where(
         quarantine.c.batch_id == batch_id, quarantine.c.kind == "document"
     )
     with engine.connect() as connection:
-        return {subject: reason for subject, reason in connection.execute(query)}
+        return [(subject, reason) for subject, reason in connection.execute(query)]

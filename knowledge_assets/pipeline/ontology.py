@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from collections import Counter
@@ -22,11 +23,14 @@ from rdflib.term import Node
 __all__ = [
     "DEFAULT_NAMESPACE",
     "KA",
+    "MAX_SUBCLASS_DEPTH",
     "Ontology",
     "OntologyClass",
     "OntologyError",
     "OntologyProperty",
+    "content_hash",
     "load_ontology",
+    "ontology_from_graph",
     "parse_ontology",
     "parse_turtle",
 ]
@@ -40,6 +44,9 @@ PropertyKind = Literal["object", "datatype"]
 _BUILTIN_PREFIXES = (str(OWL), str(RDF), str(RDFS), str(XSD), str(SKOS), str(KA))
 _UNCONSTRAINED = frozenset({OWL.Thing, RDFS.Resource})
 _LITERAL_TYPES = frozenset({RDFS.Literal, RDF.langString, RDF.PlainLiteral, RDF.XMLLiteral})
+# Deeper subclass chains are refused: real ontologies stay far below it (schema.org ~6,
+# SNOMED CT ~30), and every class holds its whole ancestry in memory.
+MAX_SUBCLASS_DEPTH = 128
 
 
 class OntologyError(ValueError):
@@ -149,16 +156,12 @@ class Ontology:
 
     @functools.cached_property
     def _ancestry(self) -> Mapping[str, frozenset[str]]:
+        # Parents before children, so each class unions finished sets: no recursion, and the
+        # depth limit (MAX_SUBCLASS_DEPTH) keeps the sets small.
         found: dict[str, frozenset[str]] = {}
-
-        def visit(name: str) -> frozenset[str]:
-            if name not in found:
-                inherited = (visit(parent) for parent in self._parents(name))
-                found[name] = frozenset({name}).union(*inherited)
-            return found[name]
-
-        for name in self.classes:
-            visit(name)
+        for name in _parents_first(self.classes):
+            inherited = (found[parent] for parent in self._parents(name))
+            found[name] = frozenset({name}).union(*inherited)
         return MappingProxyType(found)
 
     @functools.cached_property
@@ -189,11 +192,23 @@ def parse_ontology(text: str, source: str = "<string>") -> Ontology:
 
     Raises:
         OntologyError: invalid Turtle, no classes, duplicate local names, undefined domain or
-            range classes, or a subclass cycle.
+            range classes, a subclass cycle or a subclass chain deeper than
+            ``MAX_SUBCLASS_DEPTH``.
     """
     if not text.strip():
         raise OntologyError(f"{source}: file is empty: ontology defines no classes")
     graph = parse_turtle(text, source)
+    checked = ontology_from_graph(graph, source, digest="")
+    # Canonicalisation last: it is the costly step, and only a valid ontology gets there.
+    return dataclasses.replace(checked, hash=content_hash(graph))
+
+
+def ontology_from_graph(graph: rdflib.Graph, source: str, *, digest: str) -> Ontology:
+    """Read and check an already parsed graph; ``digest`` becomes ``Ontology.hash``.
+
+    Raises:
+        OntologyError: as ``parse_ontology``.
+    """
     class_iris = _class_iris(graph)
     if not class_iris:
         raise OntologyError(
@@ -213,7 +228,7 @@ def parse_ontology(text: str, source: str = "<string>") -> Ontology:
         namespace=_main_namespace(names),
         classes=MappingProxyType(dict(sorted(classes.items()))),
         properties=MappingProxyType(dict(sorted(properties.items()))),
-        hash=_content_hash(graph),
+        hash=digest,
         source=source,
         disjoint_with=disjoint,
         _graph=graph,
@@ -410,21 +425,59 @@ def _read_class(
 
 
 def _check_acyclic(classes: Mapping[str, OntologyClass], source: str) -> None:
-    """Refuse subclass cycles: ancestors, roots and SHACL typing would never terminate or agree."""
-    done: set[str] = set()
+    """Refuse subclass cycles and chains deeper than ``MAX_SUBCLASS_DEPTH``.
 
-    def visit(name: str, path: list[str]) -> None:
-        if name in path:
-            cycle = [*path[path.index(name) :], name]
-            raise OntologyError(f"{source}: subclass cycle: {' → '.join(cycle)}")
-        if name in done:
-            return
-        for parent in classes[name].parents:
-            visit(parent, [*path, name])
-        done.add(name)
+    A cycle would make ancestors, roots and SHACL typing never terminate or agree; a very deep
+    chain makes every class's ancestor set as long as the chain (quadratic memory). The walk is
+    iterative: the input decides how deep it goes, never Python's stack.
+    """
+    depth: dict[str, int] = {}
+    for start in classes:
+        if start in depth:
+            continue
+        path: list[str] = [start]
+        on_path = {start}
+        pending = [iter(classes[start].parents)]
+        while pending:
+            parent = next(pending[-1], None)
+            if parent is None:
+                name = path.pop()
+                on_path.discard(name)
+                pending.pop()
+                depth[name] = 1 + max((depth[p] for p in classes[name].parents), default=0)
+                if depth[name] > MAX_SUBCLASS_DEPTH:
+                    raise OntologyError(
+                        f"{source}: subclass chain from '{name}' is deeper than "
+                        f"{MAX_SUBCLASS_DEPTH} classes (the limit of this platform)"
+                    )
+            elif parent in on_path:
+                cycle = [*path[path.index(parent) :], parent]
+                raise OntologyError(f"{source}: subclass cycle: {' → '.join(cycle)}")
+            elif parent not in depth:
+                path.append(parent)
+                on_path.add(parent)
+                pending.append(iter(classes[parent].parents))
 
-    for name in classes:
-        visit(name, [])
+
+def _parents_first(classes: Mapping[str, OntologyClass]) -> list[str]:
+    """Every class after all of its parents (the ontology was checked acyclic)."""
+    order: list[str] = []
+    placed: set[str] = set()
+    for start in classes:
+        stack = [start]
+        while stack:
+            name = stack[-1]
+            if name in placed:
+                stack.pop()
+                continue
+            waiting = [p for p in classes[name].parents if p not in placed]
+            if waiting:
+                stack.extend(waiting)
+            else:
+                placed.add(name)
+                order.append(name)
+                stack.pop()
+    return order
 
 
 def _read_disjointness(
@@ -528,7 +581,7 @@ def _datatypes(graph: rdflib.Graph, iri: URIRef, where: str) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-def _content_hash(graph: rdflib.Graph) -> str:
+def content_hash(graph: rdflib.Graph) -> str:
     """SHA-256 of sorted canonical N-Triples: blank-node labels and formatting do not matter."""
     canonical = to_canonical_graph(graph).serialize(format="nt")
     lines = sorted(line for line in canonical.splitlines() if line.strip())

@@ -23,11 +23,46 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from knowledge_assets.files import write_atomic
 from knowledge_assets.instance.home import LOCATION
+from knowledge_assets.platform.services.supervised import ChildProcess, RestartPolicy
 
-__all__ = ["code_server_command", "free_port", "wait_until_serving", "write_workspace"]
+__all__ = [
+    "CodeServer",
+    "code_server_command",
+    "free_port",
+    "wait_until_serving",
+    "write_workspace",
+]
 
 MODULE = "knowledge_assets.defs.definitions"
 HOST = "127.0.0.1"
+
+
+class CodeServer(ChildProcess):
+    """The code server as a supervised service: started, then waited on until it serves.
+
+    Its port is chosen once, so a restart serves on the same port and the workspace written for
+    the webserver and the daemon stays true: they reconnect on their own.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        env: dict[str, str],
+        *,
+        cwd: Path,
+        log_path: Path,
+        policy: RestartPolicy | None = None,
+    ) -> None:
+        super().__init__(
+            "code-server", code_server_command(port), env,
+            cwd=cwd, log_path=log_path, policy=policy,
+        )  # fmt: skip
+        self.port = port
+
+    def start(self) -> None:
+        """Spawn ``dagster code-server start`` and return once it answers health checks."""
+        super().start()
+        wait_until_serving(self.port, alive=self.alive)
 
 
 def code_server_command(port: int) -> list[str]:

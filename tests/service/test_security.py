@@ -90,8 +90,11 @@ def test_chunked_oversized_upload_is_refused_while_streaming(bare: ApiServer) ->
         "POST /batches HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         f"Authorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
+    # Valid JSON as far as it goes (one long text), so only the size limit can stop it.
     piece = b"x" * 65536
-    chunks = (b"%x\r\n" % len(piece) + piece + b"\r\n") * 17  # 1.1 MB, limit 1 MB, no end chunk
+    opening = b'{"documents": [{"id": "a", "text": "'
+    chunks = b"%x\r\n" % len(opening) + opening + b"\r\n"
+    chunks += (b"%x\r\n" % len(piece) + piece + b"\r\n") * 17  # 1.1 MB, limit 1 MB, no end chunk
     answer = raw_request(bare, head, chunks)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
 

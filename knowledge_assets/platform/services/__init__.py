@@ -1,1 +1,1 @@
-"""Services started from PyPI wheels under ``KNOWLEDGE_HOME``: PostgreSQL, Valkey, SeaweedFS."""
+"""Services under ``KNOWLEDGE_HOME`` (PostgreSQL, Valkey, SeaweedFS from wheels), supervised."""

@@ -13,6 +13,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from knowledge_assets.platform.services.base import ManagedService, connect_host
 
@@ -73,16 +75,20 @@ class ValkeyService(ManagedService):
         """Foreground server on the generated configuration."""
         return [str(valkey_binary()), str(self.config_file)]
 
-    def client(self, db: int = 0) -> redis.Redis:
+    def client(self, db: int = 0, *, retries: int = 3) -> redis.Redis:
         """An authenticated client (redis-py speaks Valkey's protocol)."""
         return redis.Redis(
             host=connect_host(self.bind), port=self.port, password=self.password, db=db,
-            socket_timeout=2, socket_connect_timeout=1,
+            socket_timeout=2, socket_connect_timeout=1, retry=Retry(NoBackoff(), retries),
         )  # fmt: skip
 
     def health(self) -> bool:
-        """PING with the password answers, and the append-only file is loaded."""
-        client = self.client()
+        """PING with the password answers, and the append-only file is loaded.
+
+        One try, at most a few seconds: redis-py's default retries made one check of a server
+        that accepts but never answers (frozen, or another program on the port) last 26 s.
+        """
+        client = self.client(retries=0)
         try:
             with contextlib.suppress(redis.RedisError, OSError):
                 info = client.info("persistence")
