@@ -203,8 +203,13 @@ def test_four_batches_spread_over_both_workers_build_the_direct_pipelines_graph(
 def test_kill_9_of_a_workers_process_group_mid_extraction_finishes_on_the_other_worker(
     cluster: Cluster, control: tuple[Orchestrator, str]
 ) -> None:
+    kill_trial(cluster, control, "qe")
+
+
+def kill_trial(cluster: Cluster, control: tuple[Orchestrator, str], tag: str) -> None:
+    """kill -9 the worker running a batch mid-extraction; the other one finishes it."""
     orchestrator, reference = control
-    items = documents("qe", 30)
+    items = documents(tag, 30)
     expected = reference_graph(orchestrator, reference, [items])
     mark = len(cluster.fake.requests)
     batch_id = orchestrator.submit(items).batch_id
@@ -229,8 +234,13 @@ def test_kill_9_of_a_workers_process_group_mid_extraction_finishes_on_the_other_
 def test_a_worker_frozen_mid_ingest_writes_nothing_after_its_run_was_retried_elsewhere(
     cluster: Cluster, control: tuple[Orchestrator, str]
 ) -> None:
+    freeze_trial(cluster, control, "qf")
+
+
+def freeze_trial(cluster: Cluster, control: tuple[Orchestrator, str], tag: str) -> None:
+    """SIGSTOP the worker whose run holds the ingest; after SIGCONT it must write nothing."""
     orchestrator, reference = control
-    items = documents("qf", 6)
+    items = documents(tag, 6)
     expected = reference_graph(orchestrator, reference, [items])
     point = "ingested_graph.commit"  # inside the ingest transaction, its rows written, uncommitted
     arm(cluster.failpoints, point, STOP)
@@ -288,6 +298,22 @@ def test_valkey_and_the_object_store_restarted_mid_run_lose_nothing(
         assert {d.status for d in status.documents} == {"accepted"}
         assert status.progress.documents == len(items)
     assert cluster_graph(orchestrator) == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tag", ["ka", "kb", "kc"])
+def test_kill_9_trials_repeated(
+    cluster: Cluster, control: tuple[Orchestrator, str], tag: str
+) -> None:
+    kill_trial(cluster, control, tag)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tag", ["sa", "sb", "sc"])
+def test_freeze_trials_repeated(
+    cluster: Cluster, control: tuple[Orchestrator, str], tag: str
+) -> None:
+    freeze_trial(cluster, control, tag)
 
 
 def test_a_worker_names_its_node_and_stops_cleanly_on_sigterm(cluster: Cluster) -> None:
