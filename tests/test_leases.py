@@ -10,14 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from knowledge_assets.db.engine import get_engine
-from knowledge_assets.instance.leases import (
-    LeaseBusy,
-    LeaseKeeper,
-    LeaseStore,
-    current_task,
-    worker_node,
-    worker_tag,
-)
+from knowledge_assets.instance.leases import LeaseBusy, LeaseKeeper, LeaseStore, current_task
 from knowledge_assets.settings import Settings
 
 
@@ -43,6 +36,7 @@ def test_a_lease_is_taken_renewed_expires_and_once_revoked_stays_dead(store: Lea
     assert store.get(run).revoked  # type: ignore[union-attr]
     assert not store.renew(run, task), "a revoked lease is never renewed back to life"
     assert not store.revoke(run), "revoked once"
+    assert store.nodes([run, str(uuid.uuid4())]) == {run: "w1@host"}
 
 
 def test_a_second_task_never_takes_a_runs_lease(store: LeaseStore) -> None:
@@ -123,11 +117,3 @@ def test_the_lease_table_is_ours(store: LeaseStore) -> None:
                     "WHERE table_name = 'worker_leases'")
         ).scalar_one()  # fmt: skip
     assert schema == "knowledge"
-
-
-def test_a_run_names_its_own_worker_not_the_one_its_parent_had() -> None:
-    parent, retry = ids()
-    tags = worker_tag(parent, "w1@host")
-    assert worker_node(parent, tags) == "w1@host"
-    assert worker_node(retry, tags) is None, "a retry inherits its parent's tags"
-    assert worker_node(retry, {}) is None

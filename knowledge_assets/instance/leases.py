@@ -7,8 +7,10 @@ another worker. Both sides use the database's clock only: no worker host's clock
 
 A lease catches what the Celery result backend cannot (it says STARTED forever when a whole
 worker dies, measured): a host lost, a worker killed with -9, a frozen process (SIGSTOP), a network
-partition. It is liveness bookkeeping, not workflow state: the run's status stays Dagster's, and
-which worker node ran it is a tag on the run (``WORKER_TAG``), which status reports read.
+partition. It is liveness bookkeeping, not workflow state: the run's status stays Dagster's. Its
+row also says which node took the run, which status reports read: written once, by the task
+itself. (A run tag was tried: Dagster's ``add_run_tags`` rewrites the whole run record, and the
+launcher's own tag write, racing the task's start, erased it.)
 
 Locks, and why these: the graph store's fence holds the lease row ``FOR KEY SHARE`` while an
 ingest commits; revoking takes ``FOR UPDATE``, which waits for it, so once a lease is revoked no
@@ -18,34 +20,18 @@ share does not block: a long commit keeps its lease alive.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-__all__ = [
-    "RENEW_S",
-    "TTL_S",
-    "WORKER_TAG",
-    "Lease",
-    "LeaseBusy",
-    "LeaseKeeper",
-    "LeaseStore",
-    "current_task",
-    "worker_node",
-    "worker_tag",
-]
+__all__ = ["RENEW_S", "TTL_S", "Lease", "LeaseBusy", "LeaseKeeper", "LeaseStore", "current_task"]
 
 # Renewed every 2 s, judged lost after 10 s of silence: with run monitoring polling every 2 s, a
 # lost worker's run fails 10-12 s after its last renewal.
 RENEW_S = 2.0
 TTL_S = 10.0
-# On each run: the node that took it, as ``{"run": id, "node": name}``. A retry run inherits its
-# parent's tags, so a value naming another run is the parent's worker, not this run's.
-WORKER_TAG = "knowledge/worker"
 
 _log = logging.getLogger(__name__)
 _TABLE = "knowledge.worker_leases"
@@ -79,23 +65,10 @@ _STATUS = sa.text(
     f"EXTRACT(EPOCH FROM clock_timestamp() - renewed_at) AS silent_s, ttl_s FROM {_TABLE} "
     "WHERE run_id = :run_id"
 )
+_NODES = sa.text(f"SELECT run_id, node FROM {_TABLE} WHERE run_id = ANY(:run_ids)")
 
 # The run this process executes under a lease, and the lease's task (one run per pool child).
 _current: dict[str, str] = {}
-
-
-def worker_tag(run_id: str, node: str) -> dict[str, str]:
-    """The run tag recording that ``node`` took ``run_id``."""
-    return {WORKER_TAG: json.dumps({"run": run_id, "node": node})}
-
-
-def worker_node(run_id: str, tags: Mapping[str, str]) -> str | None:
-    """The node that took ``run_id``, from its tags (None if no worker took this run yet)."""
-    raw = tags.get(WORKER_TAG)
-    if raw is None:
-        return None
-    found = json.loads(raw)
-    return str(found["node"]) if found.get("run") == run_id else None
 
 
 def current_task(run_id: str) -> str | None:
@@ -192,6 +165,14 @@ class LeaseStore:
         held = connection.execute(_FENCE, {"run_id": run_id, "task_id": task_id})
         value = held.scalar_one_or_none()
         return None if value is None else bool(value)
+
+    def nodes(self, run_ids: list[str]) -> dict[str, str]:
+        """Run id -> the worker node that took it (runs no worker took are left out)."""
+        if not run_ids:
+            return {}
+        with self.engine.connect() as connection:
+            rows = connection.execute(_NODES, {"run_ids": run_ids}).all()
+        return {row.run_id: row.node for row in rows}
 
 
 class LeaseKeeper:

@@ -38,7 +38,7 @@ from knowledge_assets.instance.dagster_internals import (
     import_run_execution,
     run_id_of_task,
 )
-from knowledge_assets.instance.leases import LeaseKeeper, LeaseStore, worker_tag
+from knowledge_assets.instance.leases import LeaseKeeper, LeaseStore
 from knowledge_assets.instance.queues import QUEUE_OFFLINE
 
 __all__ = ["preload_hook", "serve", "worker_app"]
@@ -158,10 +158,8 @@ def _execute(task_id: str, node: str, run_id: str) -> int:
     if not leases.begin(run_id, task_id, node, os.getpid()):
         _log.warning("run %s already has a worker: task %s leaves it alone", run_id, task_id)
         return 1
-    instance: DagsterInstance = _child["instance"]
-    instance.add_run_tags(run_id, worker_tag(run_id, node))
     with LeaseKeeper(leases, run_id, task_id), _signal_handlers_kept():
-        return execute_run(instance, run_id)
+        return execute_run(_child["instance"], run_id)
 
 
 @contextlib.contextmanager

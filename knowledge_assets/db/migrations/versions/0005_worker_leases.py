@@ -1,9 +1,9 @@
 """Worker leases: whether the worker executing a run is still alive.
 
-Liveness, not workflow state: a run's status, and which worker ran it (a run tag), stay Dagster's
-own. The task executing a run writes its lease before the run starts and renews it; run
-monitoring fails a run whose lease went silent (``instance/leases.py``), and the graph store's
-fence locks it while committing.
+Liveness, not workflow state: a run's status stays Dagster's own. The task executing a run writes
+its lease (with the node that took the run) before the run starts and renews it; run monitoring
+fails a run whose lease went silent (``instance/leases.py``), and the graph store's fence locks
+it while committing.
 """
 
 import sqlalchemy as sa
