@@ -12,13 +12,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import lifecycle, llm, memory, overhead, recovery, resolution, sse, throughput
+from bench import (
+    lifecycle,
+    llm,
+    memory,
+    overhead,
+    recovery,
+    resolution,
+    scaling,
+    services,
+    sse,
+    start,
+    throughput,
+)
 from bench.common import BenchmarkSkipped
 
 # Order matters: ``memory`` reuses the trials ``overhead`` ran before it in the same command.
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "throughput": throughput.run,
+    "services": services.run,
+    "start": start.run,
     "llm": llm.run,
+    "scaling": scaling.run,
     "overhead": overhead.run,
     "memory": memory.run,
     "recovery": recovery.run,

@@ -1,7 +1,8 @@
 """Both paths of a batch, each on a fresh database: launched Dagster runs and the direct pipeline.
 
-The durable side is the real platform: a ``dagster-daemon`` on PostgreSQL and the Orchestrator
-submitting to the queued run coordinator as the API does. The direct side is the
+The durable side is the real platform: a ``dagster-daemon`` on PostgreSQL, a warm Celery worker
+(``knowledge worker``, Valkey as its broker) and the Orchestrator submitting to the queued run
+coordinator as the API does. The direct side is the
 ``ExtractionPipeline`` in a fresh process, as ``knowledge extract`` runs it; the process also
 reports how long ``run_paths`` itself took, so a warm-process baseline comes with every trial.
 """
@@ -28,7 +29,6 @@ from knowledge_assets.db.admin import create_database, drop_database
 from knowledge_assets.db.embedded import EmbeddedPostgres
 from knowledge_assets.db.engine import engine_for
 from knowledge_assets.db.migrate import ensure_migrated
-from knowledge_assets.instance import forkserver
 from knowledge_assets.instance.home import open_instance
 from knowledge_assets.orchestration.orchestrator import Orchestrator
 from knowledge_assets.pipeline.models import DocumentInput
@@ -110,8 +110,6 @@ class DirectRun:
     peak_rss_mb: float
 
 
-FORK_SERVER_MODULE = forkserver.__name__  # in the fork server's command line
-
 # Trials by batch size, (direct, launched) pairs, for benchmarks that measure the same runs.
 RECORDED: dict[int, list[tuple[DirectRun, LaunchedRun]]] = {}
 
@@ -169,8 +167,8 @@ def run_launched(
     """
     with fresh_database(admin_url) as url, _platform(url) as (platform, orchestrator, instance):
         settings = orchestrator.settings
-        daemon = platform.children["daemon"].pid
-        with _PeakRss(daemon) as peak:
+        worker = platform.children["worker-1"].pid
+        with _PeakRss(worker) as peak:
             began = time.time()
             batch_id = orchestrator.submit(items).batch_id
             # Polled gently (polling competes for the two cores); the end is read from the record.
@@ -258,7 +256,7 @@ def _phases(instance: dg.DagsterInstance, run_id: str, began: float) -> dict[str
 def _platform(url: str) -> Iterator[tuple[Platform, Orchestrator, dg.DagsterInstance]]:
     with tempfile.TemporaryDirectory(prefix="kab-home-") as home:
         settings = Settings(home=Path(home), database_url=url)
-        platform = Platform(settings, services=("daemon",))
+        platform = Platform(settings, services=("daemon", "worker"))
         platform.start()
         try:
             with (
@@ -266,6 +264,7 @@ def _platform(url: str) -> Iterator[tuple[Platform, Orchestrator, dg.DagsterInst
                 open_instance(settings, url) as instance,
             ):
                 await_daemons(instance)
+                await_workers(settings.home)
                 yield platform, orchestrator, instance
         finally:
             platform.stop()
@@ -287,15 +286,26 @@ def await_daemons(instance: dg.DagsterInstance, timeout_s: float = 120) -> None:
     raise TimeoutError(f"dagster-daemon not healthy after {timeout_s:.0f} s")
 
 
+def await_workers(home: Path, count: int = 1, timeout_s: float = 180) -> None:
+    """Until ``count`` local workers of the platform under ``home`` are warm and consuming."""
+    deadline = time.monotonic() + timeout_s
+    logs = [home / "logs" / f"worker-{n}.log" for n in range(1, count + 1)]
+    while time.monotonic() < deadline:
+        if all(p.exists() and " ready." in p.read_text(errors="replace") for p in logs):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"workers not ready after {timeout_s:.0f} s: {logs}")
+
+
 class _PeakRss:
-    """Follows the run workers (descendants of the daemon): the largest VmHWM seen.
+    """Follows the run workers (the worker's pool processes): the largest VmHWM seen.
 
     ``samples`` keeps (wall time, VmHWM, VmRSS in KiB) of every look, to tell which step set
     the peak.
     """
 
-    def __init__(self, daemon_pid: int, every_s: float = 0.1) -> None:
-        self.daemon = psutil.Process(daemon_pid)
+    def __init__(self, worker_pid: int, every_s: float = 0.1) -> None:
+        self.worker = psutil.Process(worker_pid)
         self.every_s = every_s
         self.peak_kb = 0
         self.samples: list[tuple[float, int, int]] = []
@@ -324,23 +334,9 @@ class _PeakRss:
 
     def _workers(self) -> list[psutil.Process]:
         try:
-            children = self.daemon.children(recursive=True)
+            return list(self.worker.children(recursive=True))
         except psutil.Error:
             return []
-        return [child for child in children if _is_run_worker(child)]
-
-
-def _is_run_worker(process: psutil.Process) -> bool:
-    """A run worker: forked by our warm fork server, or spawned by a code server (cold launch)."""
-    try:
-        parent = process.parent()
-        parent_command = " ".join(parent.cmdline()) if parent is not None else ""
-        if FORK_SERVER_MODULE in parent_command:
-            return True
-        # The code server spawns each cold run worker with multiprocessing's spawn start method.
-        return "spawn_main" in " ".join(process.cmdline()) and "grpc" in parent_command
-    except psutil.Error:
-        return False
 
 
 def _memory_kb(pid: int) -> tuple[int, int]:

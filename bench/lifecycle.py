@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.common import corpus_paths
-from bench.launched import await_daemons, database_server, fresh_database
+from bench.launched import await_daemons, await_workers, database_server, fresh_database
 from knowledge_assets.db.engine import database_url, get_engine
 from knowledge_assets.db.scratch import scratch_engine
 from knowledge_assets.instance.home import open_instance
@@ -150,8 +150,8 @@ def _platform_part() -> dict[str, Any]:
 
 @contextmanager
 def _running(settings: Settings) -> Iterator[Orchestrator]:
-    """A daemon (with its code server) under ``settings`` and an Orchestrator on it."""
-    platform = Platform(settings, services=("daemon",))
+    """A daemon (with its code server), a worker, and an Orchestrator on them."""
+    platform = Platform(settings, services=("daemon", "worker"))
     platform.start()
     try:
         with (
@@ -159,6 +159,7 @@ def _running(settings: Settings) -> Iterator[Orchestrator]:
             open_instance(settings, database_url(settings)) as instance,
         ):
             await_daemons(instance)
+            await_workers(settings.home)
             yield orchestrator
     finally:
         platform.stop()

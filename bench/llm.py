@@ -29,7 +29,7 @@ from knowledge_assets.pipeline.extractors.llm import LLMExtractor
 from knowledge_assets.pipeline.models import Chunk
 from knowledge_assets.pipeline.ontology import load_ontology
 from knowledge_assets.settings import Settings
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import FakeOpenAI, RecordedRequest, capitalised_people
 
 CHUNKS = 500
 LATENCY_S = 0.2
@@ -63,7 +63,7 @@ def _chunks(count: int) -> list[Chunk]:
 
 def _trial(admin: str, chunks: list[Chunk], concurrency: int) -> dict[str, Any]:
     ideal = len(chunks) * LATENCY_S / concurrency
-    with fresh_database(admin) as url, _server_process() as server:
+    with fresh_database(admin) as url, server_process() as server:
         engine = engine_for(url)
         ensure_migrated(engine)
         settings = Settings(
@@ -131,9 +131,12 @@ class _Remote:
 
 
 @contextmanager
-def _server_process() -> Iterator[_Remote]:
+def server_process(*, host: str = "127.0.0.1", mentions: bool = True) -> Iterator[_Remote]:
+    """The fake endpoint (200 ms an answer) in a process of its own; without ``mentions`` every
+    answer is empty, so a batch's other stages have (almost) nothing to do."""
     ours, theirs = multiprocessing.Pipe()
-    process = multiprocessing.get_context("spawn").Process(target=_serve, args=(theirs,))
+    context = multiprocessing.get_context("spawn")
+    process = context.Process(target=_serve, args=(theirs, host, mentions))
     process.start()
     try:
         yield _Remote(ours)
@@ -142,8 +145,13 @@ def _server_process() -> Iterator[_Remote]:
         process.join(timeout=30)
 
 
-def _serve(connection: Connection) -> None:
-    with FakeOpenAI(default_delay=LATENCY_S) as server:
+def _no_mentions(request: RecordedRequest) -> str:
+    return '{"mentions": [], "relations": []}'
+
+
+def _serve(connection: Connection, host: str, mentions: bool) -> None:
+    responder = capitalised_people if mentions else _no_mentions
+    with FakeOpenAI(responder, default_delay=LATENCY_S, host=host) as server:
         answers = {
             "base_url": lambda: server.base_url,
             "requests": lambda: len(server.requests),

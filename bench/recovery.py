@@ -1,9 +1,11 @@
 """Recovery: kill -9 mid-extraction, then time until the resumed run works and how much is redone.
 
-Two crashes on the real platform pieces (embedded PostgreSQL, dagster-daemon, launched runs, the
-offline extractor on ecbplus-dev documents): (1) the run worker alone, which Dagster notices and
-retries from failure; (2) every platform process at once, then the daemon started again, where
-our health-checked run launcher finds the dead worker and the retry follows.
+Two crashes on the real platform pieces (embedded PostgreSQL, Valkey, dagster-daemon, a warm
+Celery worker, the offline extractor on ecbplus-dev documents): (1) the process executing the run
+(a pool child of the worker), whose task the result backend then records as ended, so run
+monitoring fails the run at once and the retry follows; (2) every platform process at once (daemon,
+code server, worker and its pool), then the platform started again, where the run's silent lease
+fails it and the retry follows.
 
 "Redone" counts chunks sent to the extractor again although their result was already
 checkpointed at the kill (the design says zero). "Lost" counts chunks the killed run had reported
@@ -32,7 +34,7 @@ from knowledge_assets.db import tables as t
 from knowledge_assets.db.embedded import EmbeddedPostgres
 from knowledge_assets.db.engine import database_url, get_engine
 from knowledge_assets.instance.home import open_instance
-from knowledge_assets.instance.liveness import run_worker_pid
+from knowledge_assets.instance.leases import LeaseStore
 from knowledge_assets.orchestration.orchestrator import Orchestrator
 from knowledge_assets.orchestration.state import BatchState
 from knowledge_assets.pipeline.documents import read_paths
@@ -87,7 +89,7 @@ def _trial(items: list[Any], *, kill_everything: bool) -> dict[str, Any]:
         open_instance(settings, database_url(settings)) as instance,
     ):
         engine = get_engine(settings)
-        daemon = Platform(settings, services=("daemon",))
+        daemon = Platform(settings, services=("daemon", "worker"))
         daemon.start()
         try:
             batch_id = orchestrator.submit(items).batch_id
@@ -97,10 +99,9 @@ def _trial(items: list[Any], *, kill_everything: bool) -> dict[str, Any]:
             killed_at = time.monotonic()
             if kill_everything:
                 _kill_tree(daemon)
-                daemon.children.clear()
                 daemon.start()
             else:
-                _kill_worker(instance, orchestrator, batch_id)
+                _kill_worker(engine, orchestrator, batch_id)
             checkpointed = _cached(engine)
             reported = max(reported, orchestrator.poll(batch_id).progress.chunks_done)
             _wait(lambda: _resumed(instance, orchestrator, batch_id), 300, every=0.1)
@@ -129,11 +130,11 @@ def _cached(engine: sa.Engine) -> int:
         )
 
 
-def _kill_worker(instance: dg.DagsterInstance, orchestrator: Orchestrator, batch_id: str) -> None:
+def _kill_worker(engine: sa.Engine, orchestrator: Orchestrator, batch_id: str) -> None:
     run_id = orchestrator.run_ids(batch_id)[-1]
-    found = run_worker_pid(instance, run_id)
-    assert found is not None, "the run worker recorded no PID"
-    os.kill(found[0], signal.SIGKILL)
+    lease = LeaseStore(engine).get(run_id)
+    assert lease is not None, "no worker holds the run"
+    os.kill(lease.pid, signal.SIGKILL)
 
 
 def _kill_tree(platform: Platform) -> None:

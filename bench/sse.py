@@ -1,6 +1,6 @@
 """SSE fan-out: 100 live subscribers of one batch; latency from event-log record to delivery.
 
-A real platform (embedded PostgreSQL, dagster-daemon, the API process) runs one batch of
+A real platform (embedded PostgreSQL, Valkey, dagster-daemon, a worker, the API) runs one batch of
 ecbplus-dev documents submitted through the API. Right after the submission, ``SUBSCRIBERS``
 clients (one asyncio process, one connection each) follow the batch's event stream to its end.
 Latency is the receipt time minus the event-log record's timestamp (same host, same clock),
@@ -51,7 +51,7 @@ def run(documents: int = DOCUMENTS, subscribers: int = SUBSCRIBERS) -> dict[str,
     with _platform_state() as settings:
         port = _free_port()
         api = {"api_port": port, "api_token": SecretStr(TOKEN)}
-        platform = Platform(settings.model_copy(update=api), services=("daemon", "api"))
+        platform = Platform(settings.model_copy(update=api), services=("daemon", "api", "worker"))
         platform.start()
         try:
             base = f"http://127.0.0.1:{port}"

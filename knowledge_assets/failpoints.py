@@ -8,8 +8,9 @@ so only one crash per file) and kills itself with SIGKILL, exactly as a host cra
 
 A file's content, if any, is a number ``n``: the point fires on its ``n``-th hit in the process
 (e.g. after ``n`` extracted chunks). The content ``always`` makes a sticky failpoint that fires on
-every hit and is never claimed: a poison input that crashes every attempt. Without the
-environment variable a failpoint costs one dictionary lookup.
+every hit and is never claimed: a poison input that crashes every attempt. The content ``stop``
+freezes the process with SIGSTOP instead of killing it (a frozen or partitioned worker, which may
+wake up later). Without the environment variable a failpoint costs one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 ENVIRONMENT = "KNOWLEDGE_FAILPOINTS"
 ALWAYS = "always"
+STOP = "stop"
 _hits: Counter[str] = Counter()
 
 
@@ -37,14 +39,14 @@ def failpoint(name: str) -> None:
     if wanted == ALWAYS:
         armed.with_name(f"{name}.fired-{os.getpid()}").touch()
         os.kill(os.getpid(), signal.SIGKILL)
-    if wanted and _hits[name] < int(wanted):
+    if wanted not in ("", STOP) and _hits[name] < int(wanted):
         return
     claimed = armed.with_name(f"{name}.fired-{os.getpid()}")
     try:
         os.rename(armed, claimed)
     except FileNotFoundError:
         return  # another process claimed it first
-    os.kill(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGSTOP if wanted == STOP else signal.SIGKILL)
 
 
 def arm(folder: Path, name: str, after_hits: int | str = 1) -> Path:

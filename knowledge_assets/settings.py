@@ -25,6 +25,23 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="External PostgreSQL; unset starts an embedded server in home."
     )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker and result backend (Valkey, redis://); unset: `knowledge up` "
+        "starts Valkey under home.",
+    )
+    storage_url: str | None = Field(
+        default=None,
+        description="Asset values and staged documents: a folder or s3://bucket/prefix; unset = "
+        "home/storage.",
+    )
+    storage_endpoint: str | None = Field(default=None, description="S3 endpoint (SeaweedFS).")
+    storage_key: str | None = Field(default=None, description="S3 access key id.")
+    storage_secret: SecretStr | None = Field(default=None, description="S3 secret access key.")
+    dagster_yaml: Path | None = Field(
+        default=None,
+        description="The Dagster instance configuration to use; unset = the repository's.",
+    )
     ontology: Path | None = Field(default=None, description="Turtle ontology; unset = built-in.")
     shapes: Path | None = Field(default=None, description="SHACL shapes file; unset = generated.")
     extractor: ExtractorName = "offline"
@@ -108,8 +125,13 @@ class Settings(BaseSettings):
 
     @property
     def storage_dir(self) -> Path:
-        """Content-addressed document bytes and IO-manager outputs."""
+        """The local storage folder when ``storage_url`` is unset."""
         return self.home / "storage"
+
+    @property
+    def storage_location(self) -> str:
+        """Where staged documents and asset values live: ``storage_url`` or the local folder."""
+        return self.storage_url or str(self.storage_dir)
 
     @property
     def dagster_home(self) -> Path:

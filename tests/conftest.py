@@ -1,9 +1,12 @@
-"""Shared fixtures: a real PostgreSQL server for the session and a fresh database per test."""
+"""Shared fixtures: a real PostgreSQL server and Valkey for the session; per test a fresh
+database and a broker database of its own."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -14,6 +17,7 @@ import pytest
 from knowledge_assets.db.admin import create_database, drop_database
 from knowledge_assets.db.embedded import EmbeddedPostgres, to_sqlalchemy_url
 from knowledge_assets.db.engine import engine_for
+from knowledge_assets.platform.services.valkey import DATABASES, ValkeyService
 from knowledge_assets.settings import Settings
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -44,6 +48,42 @@ def admin_url() -> Iterator[str]:
         return
     with embedded_server("kat-") as server:
         yield server.start()
+
+
+@pytest.fixture(scope="session")
+def valkey() -> Iterator[ValkeyService]:
+    """One Valkey (the platform's broker and result backend) for the whole session."""
+    root = Path(tempfile.mkdtemp(prefix="kav-", dir="/tmp"))
+    service = ValkeyService(root / "valkey", secrets.token_urlsafe(16), free_port())
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# Per-test broker databases cycle through most of them; session-wide platforms keep the rest.
+SESSION_BROKER_DATABASES = range(DATABASES - 8, DATABASES)
+_broker_databases = itertools.cycle(range(1, SESSION_BROKER_DATABASES.start))
+
+
+def empty_broker(valkey: ValkeyService, database: int) -> str:
+    """The URL of broker database ``database``, emptied first."""
+    client = valkey.client(database)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return valkey.url(db=database)
+
+
+@pytest.fixture
+def broker_url(valkey: ValkeyService, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A broker database of the test's own: its workers see only its runs."""
+    url = empty_broker(valkey, next(_broker_databases))
+    monkeypatch.setenv("KNOWLEDGE_BROKER_URL", url)
+    return url
 
 
 @pytest.fixture
@@ -99,8 +139,10 @@ def fake_llm() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Settings pointing at the test's database and a temporary home."""
+def settings(
+    tmp_path: Path, database_url: str, broker_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """Settings pointing at the test's database, broker and a temporary home."""
     monkeypatch.setenv("KNOWLEDGE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("KNOWLEDGE_DATABASE_URL", database_url)
     return Settings()

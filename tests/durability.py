@@ -12,7 +12,7 @@ import dagster as dg
 
 from knowledge_assets.db.engine import database_url, engine_for, get_engine
 from knowledge_assets.instance.home import open_instance
-from knowledge_assets.instance.liveness import run_worker_pid, worker_alive
+from knowledge_assets.instance.leases import Lease, LeaseStore
 from knowledge_assets.orchestration.orchestrator import Orchestrator
 from knowledge_assets.pipeline.models import DocumentInput
 from knowledge_assets.pipeline.pipeline import ExtractionPipeline
@@ -79,15 +79,22 @@ class Kill:
     requests_before: int
 
 
+def run_lease(settings: Settings, run_id: str, timeout: float = 60) -> Lease:
+    """The lease of a run a worker has taken: which node and pool process execute it."""
+    leases = LeaseStore(get_engine(settings))
+    found = wait_until(lambda: leases.get(run_id), timeout)
+    assert isinstance(found, Lease)
+    return found
+
+
 def kill_run_worker(orchestrator: Orchestrator, batch_id: str, fake: FakeOpenAI) -> Kill:
-    """SIGKILL the batch's current run worker, recording the LLM calls made so far."""
+    """SIGKILL the process executing the batch's current run, recording the LLM calls so far."""
     run_id = orchestrator.run_ids(batch_id)[-1]
-    with platform_instance(orchestrator.settings) as instance:
-        pid, recorded_at = wait_until(lambda: run_worker_pid(instance, run_id), 60)  # type: ignore[misc]
-    assert worker_alive(pid, recorded_at)
+    lease = run_lease(orchestrator.settings, run_id)
+    assert not lease.finished and not lease.revoked
     requests = fake.requests
-    os.kill(pid, signal.SIGKILL)
-    return Kill(run_id, pid, {r.chunk_text for r in requests}, len(requests))
+    os.kill(lease.pid, signal.SIGKILL)
+    return Kill(run_id, lease.pid, {r.chunk_text for r in requests}, len(requests))
 
 
 def redone_calls(fake: FakeOpenAI, kill: Kill) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -86,12 +87,15 @@ def test_submit_wait_status_cancel_resume_through_the_daemon(
         assert final["state"] == "complete"
         assert final["progress"]["documents"] == 3
         assert final["progress"]["chunks_done"] == final["progress"]["chunks_total"] > 0
+        (run_id,) = final["runs"]
+        assert final["workers"] == {run_id: f"test@{socket.gethostname()}"}  # the node that ran it
 
         again = knowledge("submit", str(folder), "--json")
         assert json.loads(again.stdout.strip().splitlines()[-1])["batch_id"] == final["batch_id"]
 
         human = knowledge("status", final["batch_id"])
         assert f"batch {final['batch_id']}: complete" in human.stdout
+        assert f"{run_id}  test@{socket.gethostname()}" in human.stdout
         assert "refused      empty.txt:" in human.stdout
 
         for command in ("cancel", "resume"):

@@ -71,7 +71,7 @@ def test_runs_and_retries_at_the_daemons_reload_and_an_idle_platform_is_quiet(
     assert _code_server(up).pid == server.pid and server.is_running()
     for name in ("daemon.log", "webserver.log", "code-server.log"):
         assert WARNING not in _read(logs / name), name
-    daemon = next(p for p in up.tree() if "knowledge_assets.instance.daemon" in _cmd(p))
+    daemon = next(p for p in up.tree() if "dagster-daemon" in _cmd(p))
     assert not [p for p in daemon.children(recursive=True) if "api grpc" in _cmd(p)]
 
 

@@ -6,7 +6,6 @@ platform tests that depend on them fail in less obvious ways.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 
@@ -21,9 +20,11 @@ from knowledge_assets.instance.dagster_internals import (
     PARTITION_NAME_TAG,
     WILL_RETRY_TAG,
     CodeLocationRuns,
-    execute_run_argv,
+    LaunchRunContext,
+    execute_run,
     instance_on_database,
     records_after,
+    run_id_of_task,
 )
 from knowledge_assets.pipeline.batches import BatchStorage
 from knowledge_assets.pipeline.extractors.factory import extractor_info
@@ -128,17 +129,52 @@ def test_submit_new_queues_a_run_of_every_stage_with_the_partition_tag(
     assert len(queued) == 1
 
 
-def test_execute_run_argv_is_dagsters_run_worker_command_for_the_run(
+def test_the_celery_task_argument_names_the_run_dagster_celery_launched(
     dagster_instance: dg.DagsterInstance, runs: CodeLocationRuns
 ) -> None:
+    """What ``CeleryRunLauncher.launch_run`` packs is what the worker unpacks."""
+    from dagster_celery.launcher import CeleryRunLauncher
+
+    sent: list[dict[str, object]] = []
+
+    class Recording(CeleryRunLauncher):
+        def _launch_celery_task_run(self, run, task_signature, routing_key):  # type: ignore[no-untyped-def]
+            sent.append(dict(task_signature.kwargs))
+
     dagster_instance.add_dynamic_partitions(BATCHES, [BATCH])
     run = runs.submit_new({PARTITION_NAME_TAG: BATCH})
-    argv = execute_run_argv(run, dagster_instance)
-    assert argv[:2] == ["api", "execute_run"]
-    (arguments,) = argv[2:]
-    assert json.loads(arguments)["pipeline_run_id"] == run.run_id
-    with pytest.raises(ValueError, match="no code origin"):
-        execute_run_argv(a_run(dagster_instance), dagster_instance)
+    launcher = Recording(default_queue="extraction", broker="memory://", backend="cache+memory://")
+    launcher.register_instance(dagster_instance)
+    launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))  # type: ignore[arg-type]
+    (kwargs,) = sent
+    assert set(kwargs) == {"execute_job_args_packed"}
+    assert run_id_of_task(kwargs["execute_job_args_packed"]) == run.run_id
+
+
+def test_execute_run_executes_a_launched_run_here_and_refuses_a_duplicate(
+    dagster_instance: dg.DagsterInstance, runs: CodeLocationRuns, settings: Settings
+) -> None:
+    ontology = load_ontology(settings.ontology)
+    manifest = BatchStorage(settings.storage_dir).stage(
+        [DocumentInput(name="note.txt", data=b"Ines Varga opened a bakery in Lisbon.")],
+        max_bytes=settings.max_document_bytes,
+        ontology_hash=ontology.hash,
+        extractor=extractor_info(settings, ontology),
+    )
+    dagster_instance.add_dynamic_partitions(BATCHES, [manifest.batch_id])
+    run = runs.submit_new({PARTITION_NAME_TAG: manifest.batch_id})
+    # What the daemon records when it dequeues the run and hands it to the launcher.
+    starting = dg.DagsterEvent(dg.DagsterEventType.RUN_STARTING.value, job_name=run.job_name)
+    dagster_instance.report_dagster_event(starting, run_id=run.run_id)
+    assert execute_run(dagster_instance, run.run_id) == 0
+    done = dagster_instance.get_run_by_id(run.run_id)
+    assert done is not None and done.status == dg.DagsterRunStatus.SUCCESS
+    engine = dagster_instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+    assert any("Started process for run" in (e.message or "") for e in engine)
+    # A second execution of the same run (a re-delivered task) changes nothing.
+    execute_run(dagster_instance, run.run_id)
+    again = dagster_instance.get_run_by_id(run.run_id)
+    assert again is not None and again.status == dg.DagsterRunStatus.SUCCESS
 
 
 def failed_run(

@@ -95,8 +95,10 @@ def test_every_platform_process_killed_mid_extraction_then_restarted_resumes_by_
         wait_until(lambda: extraction_underway(fake_llm, chunks), 180, every=0.05)
         killed = platform.kill_all()
         assert any("dagster-webserver" in k for k in killed), killed
-        assert any("knowledge_assets.instance.daemon" in k for k in killed), killed
+        assert any("dagster-daemon" in k for k in killed), killed
         assert any("dagster" in k and "grpc" in k for k in killed), killed  # code servers
+        assert any("knowledge_assets.cli worker" in k for k in killed), killed  # run worker
+        assert any("valkey-server" in k for k in killed), killed  # the broker
         requests_at_kill = len(fake_llm.requests)
         time.sleep(2)
         assert len(fake_llm.requests) == requests_at_kill, "something survived the kill"
@@ -146,6 +148,7 @@ def test_database_restarted_mid_run_completes_with_nothing_lost_or_duplicated(
     reference_url: str,
     monkeypatch: pytest.MonkeyPatch,
     own_server: EmbeddedPostgres,
+    broker_url: str,
 ) -> None:
     url = own_server.start()
     for key, value in llm_environment(fake_llm).items():

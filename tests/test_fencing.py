@@ -1,4 +1,4 @@
-"""Fencing: only the newest STARTED run of a batch commits graph writes, checked in PostgreSQL."""
+"""Fencing: only the newest STARTED run of a batch, holding its lease, commits graph writes."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from dagster import DagsterRun, DagsterRunStatus
 from knowledge_assets.db.engine import get_engine
 from knowledge_assets.instance.dagster_internals import PARTITION_NAME_TAG
 from knowledge_assets.instance.fencing import RunFence
+from knowledge_assets.instance.leases import LeaseKeeper, LeaseStore
 from knowledge_assets.pipeline import stages
 from knowledge_assets.pipeline.models import DocumentInput, ExtractorInfo, ValidatedGraph
 from knowledge_assets.pipeline.ontology import load_ontology
@@ -92,22 +93,45 @@ def test_a_newer_attempt_supersedes_a_run_that_still_thinks_it_is_started(
     assert ingest(store, "b2", RunFence(dagster_instance, new.run_id, "b2")) > 0
 
 
-def test_the_run_cannot_be_failed_while_its_fenced_write_is_committing(
+def test_an_attempt_whose_lease_was_revoked_writes_nothing(
     dagster_instance: dg.DagsterInstance, settings: Settings
 ) -> None:
-    engine = get_engine(settings)
+    store, leases = GraphStore(get_engine(settings)), LeaseStore(get_engine(settings))
     run = a_run(dagster_instance, "b3")
-    fence = RunFence(dagster_instance, run.run_id, "b3")
-    failing = threading.Thread(target=dagster_instance.report_run_failed, args=(run,))
-    with engine.begin() as connection:
-        fence.check(connection)
-        failing.start()
-        wait_until(lambda: _waiting_on_a_lock(engine), 30)
-        status = dagster_instance.get_run_by_id(run.run_id)
-        assert status is not None and status.status == DagsterRunStatus.STARTED
-    failing.join(timeout=30)
-    failed = dagster_instance.get_run_by_id(run.run_id)
-    assert failed is not None and failed.status == DagsterRunStatus.FAILURE
+    leases.begin(run.run_id, "task-1", "w1@host", 1)
+    with LeaseKeeper(leases, run.run_id, "task-1", renew_s=60):
+        leases.revoke(run.run_id, force=True)  # what run monitoring does to a silent worker
+        before = store.counts()
+        with pytest.raises(StaleAttempt, match="lease was revoked"):
+            ingest(store, "b3", RunFence(dagster_instance, run.run_id, "b3"))
+        assert store.counts() == before
+
+
+def test_a_committing_attempt_holds_its_lease_but_never_dagsters_rows(
+    dagster_instance: dg.DagsterInstance, settings: Settings
+) -> None:
+    """Revocation waits for the commit; failing the run does not (the retry is never held up)."""
+    engine = get_engine(settings)
+    leases = LeaseStore(engine)
+    run = a_run(dagster_instance, "b4")
+    leases.begin(run.run_id, "task-1", "w1@host", 1)
+    with LeaseKeeper(leases, run.run_id, "task-1", renew_s=60):
+        fence = RunFence(dagster_instance, run.run_id, "b4")
+        revoking = threading.Thread(
+            target=leases.revoke,
+            args=(run.run_id,),
+            kwargs={"force": True, "lock_timeout_ms": 30000},
+        )
+        with engine.begin() as connection:
+            fence.check(connection)
+            revoking.start()
+            wait_until(lambda: _waiting_on_a_lock(engine), 30)
+            assert not leases.get(run.run_id).revoked  # type: ignore[union-attr]
+            dagster_instance.report_run_failed(run)  # returns at once: no lock on `runs`
+            failed = dagster_instance.get_run_by_id(run.run_id)
+            assert failed is not None and failed.status == DagsterRunStatus.FAILURE
+        revoking.join(timeout=30)
+    assert leases.get(run.run_id).revoked  # type: ignore[union-attr]
 
 
 def _waiting_on_a_lock(engine: sa.Engine) -> bool:

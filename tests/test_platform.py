@@ -52,6 +52,9 @@ class Platform:
             KNOWLEDGE_UI_PORT=str(self.port),
             KNOWLEDGE_API_PORT=str(self.api_port),
         )
+        # `knowledge up` starts Valkey, as for a user: a broker inherited from another test's
+        # stack would hand this platform's runs to that stack's worker.
+        self.env.pop("KNOWLEDGE_BROKER_URL", None)
         home.mkdir(parents=True, exist_ok=True)
         self.log = (home / "up.log").open("ab")
         self.process = subprocess.Popen(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import stat
 import sys
 import tempfile
@@ -21,7 +22,8 @@ import psutil
 import pytest
 
 from knowledge_assets.platform.floodgate import FloodGate
-from knowledge_assets.platform.services import ChildProcess, RestartPolicy
+from knowledge_assets.platform.services.supervised import ChildProcess, RestartPolicy, ServerService
+from knowledge_assets.platform.services.valkey import ValkeyService
 from knowledge_assets.platform.supervisor import PlatformFailed, Supervisor
 from tests.conftest import free_port
 from tests.corpus import synthetic_documents
@@ -71,6 +73,49 @@ def test_a_child_that_keeps_dying_stops_the_platform_within_30_s(tmp_path: Path)
     finally:
         supervisor.stop()
     assert time.monotonic() - started < 30
+
+
+def test_a_killed_valkey_is_restarted_on_its_port_with_its_data(tmp_path: Path) -> None:
+    valkey = ValkeyService(tmp_path / "valkey", "broker-password-0123", free_port())
+    broker = ServerService(valkey, policy=QUICK)
+    supervisor = Supervisor([broker])
+    supervisor.start()
+    try:
+        client = valkey.client()
+        client.set("queued", "a run")
+        client.close()
+        first = valkey.running_pid()
+        assert first is not None
+        valkey.kill()
+        assert not broker.alive()
+        supervise(supervisor, 3)
+        assert broker.alive() and valkey.running_pid() != first
+        client = valkey.client()
+        assert client.get("queued") == b"a run", "the broker's data survives its restart"
+        client.close()
+    finally:
+        supervisor.stop()
+    assert not broker.alive()
+
+
+def test_a_service_that_cannot_start_again_stops_the_platform(tmp_path: Path) -> None:
+    port = free_port()
+    valkey = ValkeyService(tmp_path / "valkey", "broker-password-0123", port)
+    supervisor = Supervisor([ServerService(valkey, policy=QUICK)])
+    supervisor.start()
+    squatter = socket.socket()
+    try:
+        valkey.kill()
+        # Another program took its port: every restart fails, and the supervisor gives up
+        # loudly, naming it, instead of running a platform without a broker.
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        with pytest.raises(PlatformFailed, match="valkey died again after 3 restarts"):
+            supervise(supervisor, 30)
+    finally:
+        squatter.close()
+        supervisor.stop()
 
 
 def test_a_flood_of_one_message_is_cut_short_and_the_log_is_private(tmp_path: Path) -> None:
@@ -139,6 +184,8 @@ def batch_state(url: str, token: str, batch_id: str) -> dict:
 def test_postmaster_killed_mid_batch_the_platform_recovers_and_the_batch_completes(
     embedded_home: Path,
 ) -> None:
+    """The database, then the broker and the local worker: each part of issue 13's platform dies
+    under ``knowledge up`` and comes back without a hand on it."""
     token = "file-token-0123456789abcdef"
     embedded_home.mkdir(parents=True)
     token_file = embedded_home / "api_token"
@@ -179,15 +226,60 @@ def test_postmaster_killed_mid_batch_the_platform_recovers_and_the_batch_complet
         assert final["state"] == "complete", final
         assert up.poll() is None, "knowledge up exited"
         assert recovered_in < 30
+        _kill_the_broker_and_the_worker_then_run_a_batch(embedded_home, url, token)
     finally:
         terminate(up, 60)
     log = (embedded_home.parent / "up.log").read_text(encoding="utf-8", errors="replace")
     assert "database is down; restarting it" in log
+    assert "valkey is down; restarting it" in log
+    assert "worker-1 is down; restarting it" in log
     assert token not in log, "the API token was printed"
     assert f"in {token_file}" in log
     for path in (embedded_home / "logs").glob("*.log"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
         assert path.stat().st_size < 2_000_000, f"{path.name} flooded"
+
+
+def _kill_the_broker_and_the_worker_then_run_a_batch(home: Path, url: str, token: str) -> None:
+    """kill -9 Valkey and the local worker's process group: both come back, a batch runs."""
+    valkey = psutil.Process(int((home / "services" / "valkey" / "service.pid").read_text()))
+    (worker,) = [p for p in psutil.process_iter(["cmdline"]) if _is_local_worker(p, home)]
+    valkey.kill()
+    os.killpg(worker.pid, signal.SIGKILL)
+    wait_until(lambda: _respawned(home / "services" / "valkey" / "service.pid", valkey.pid), 30)
+    documents = [{"id": "after.txt", "text": "Grace Hopper visited the Harvard Mark I team."}]
+    response = httpx.post(
+        f"{url}/batches",
+        json={"documents": documents},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+    assert response.status_code == 202, response.text
+    final = wait_until(lambda: _terminal(url, token, response.json()["batch_id"]), 300)
+    assert isinstance(final, dict) and final["state"] == "complete", final
+    (again,) = [p for p in psutil.process_iter(["cmdline"]) if _is_local_worker(p, home)]
+    assert again.pid != worker.pid
+    assert set(final["workers"].values()) == {f"local-1@{socket.gethostname()}"}
+
+
+def _is_local_worker(process: psutil.Process, home: Path) -> bool:
+    """The main process of worker local-1 under ``home``: it leads its session, its pool not."""
+    try:
+        cmdline = process.info["cmdline"] or []
+        if "worker" not in cmdline or "local-1" not in cmdline:
+            return False
+        leads = os.getsid(process.pid) == process.pid
+        return leads and process.environ().get("KNOWLEDGE_HOME") == str(home)
+    except (psutil.Error, OSError):
+        return False
+
+
+def _respawned(pid_file: Path, dead_pid: int) -> bool:
+    try:
+        pid = int(pid_file.read_text())
+    except (OSError, ValueError):
+        return False
+    return pid != dead_pid and psutil.pid_exists(pid)
 
 
 def _ready(url: str) -> bool:

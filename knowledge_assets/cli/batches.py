@@ -212,6 +212,8 @@ def _report(status: BatchStatus, as_json: bool, *, short: bool = False) -> None:
     for name, change in sorted(status.stale.items()):
         print(f"  stale        {name} {change.recorded or '(not recorded)'} -> {change.current}")
     print(f"  runs         {len(status.runs)}")
+    for run_id in status.runs:
+        print(f"    {run_id}  {status.workers.get(run_id, '(no worker yet)')}")
 
 
 def _report_cost(status: BatchStatus) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from knowledge_assets.cli import batches, direct, evaluate, follow, lifecycle, resolve, up
+from knowledge_assets.cli import batches, direct, evaluate, follow, lifecycle, resolve, up, worker
 from knowledge_assets.errors import UserFacingError
 from knowledge_assets.settings import Settings
 
@@ -23,7 +23,7 @@ DESCRIPTION = (
 )
 # Each module adds its subcommands with ``register(commands)``; a handler is called as
 # ``handler(args, settings)`` with the settings this invocation reads once.
-COMMAND_MODULES = (direct, batches, follow, lifecycle, up, resolve, evaluate)
+COMMAND_MODULES = (direct, batches, follow, lifecycle, up, worker, resolve, evaluate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from knowledge_assets.cli.text import counted
+from knowledge_assets.errors import UserFacingError
 from knowledge_assets.settings import Settings
 
 if TYPE_CHECKING:
@@ -16,8 +17,21 @@ __all__ = ["demo_banner", "register"]
 
 def register(commands: Any) -> None:
     """Add ``up``."""
-    up = commands.add_parser("up", help="run the platform (database, Dagster UI, daemon, API)")
+    up = commands.add_parser(
+        "up", help="run the platform (services, Dagster UI, daemon, API, workers)"
+    )
     up.add_argument("--demo", action="store_true", help="drop the demo corpus into the inbox")
+    up.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="local run workers (default 1; 0: control plane only, workers join from elsewhere)",
+    )  # fmt: skip
+    up.add_argument(
+        "--listen", metavar="ADDRESS",
+        help="serve other hosts: PostgreSQL, Valkey and S3 storage listen on ADDRESS",
+    )  # fmt: skip
+    up.add_argument(
+        "--advertise", metavar="HOST", help="how other hosts reach this one (for cluster.env)"
+    )
     up.set_defaults(handler=up_command)
 
 
@@ -25,12 +39,26 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
     """Start every process, print where things are, and supervise until stopped."""
     from knowledge_assets.platform.supervisor import Platform
 
-    platform = Platform(settings, demo=args.demo)
+    if args.workers < 0:
+        raise UserFacingError("--workers must be 0 or more")
+    platform = Platform(
+        settings,
+        demo=args.demo,
+        workers=args.workers,
+        listen=args.listen,
+        advertise=args.advertise,
+    )
     platform.start()
+    for name, report in platform.started.items():
+        how = "adopted" if report.adopted else "started"
+        print(f"{name + ':':<13}{how} in {report.seconds:.2f} s", flush=True)
     print(f"Dagster UI:  http://{settings.ui_host}:{settings.ui_port}", flush=True)
     _print_api(settings, platform.api_token)
     print(f"inbox:       {settings.inbox_dir}  (drop .txt/.md files here)", flush=True)
     print(f"state:       {settings.home}   logs: {settings.home / 'logs'}", flush=True)
+    joined = "to add workers" if args.listen else "for more local workers"
+    print(f"workers:     {platform.workers} local; {joined}: knowledge worker --join "
+          f"{settings.home / 'cluster.env'}", flush=True)  # fmt: skip
     if platform.demo_drop is not None:
         print(demo_banner(platform.demo_drop), flush=True)
     print("Ctrl-C stops everything", flush=True)

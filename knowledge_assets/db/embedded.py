@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psutil
+import psycopg2
+
+__all__ = [
+    "IDLE_IN_TRANSACTION_TIMEOUT",
+    "EmbeddedPostgres",
+    "EmbeddedPostgresError",
+    "pgserver_bin",
+    "system_user",
+    "to_sqlalchemy_url",
+]
+
 
 _log = logging.getLogger(__name__)
+
+# A worker frozen mid-transaction (SIGSTOP, a partition) keeps its locks until its session ends,
+# and its kernel still answers TCP keepalives: only this timeout ends it. A frozen ingest holds
+# the lease its run must lose before the run is retried elsewhere (instance/leases.py). Our
+# transactions issue statements back to back; none sits idle anywhere near this long.
+IDLE_IN_TRANSACTION_TIMEOUT = "20s"
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -25,11 +46,23 @@ def _pgserver() -> Any:
         return pgserver
 
 
+def pgserver_bin() -> Path:
+    """The PostgreSQL binaries inside the pgserver wheel."""
+    return Path(_pgserver()._commands.POSTGRES_BIN_PATH)
+
+
+def system_user() -> str | None:
+    """The user PostgreSQL runs as: pgserver's unprivileged ``pgserver`` when we are root."""
+    return "pgserver" if os.geteuid() == 0 else None
+
+
 class EmbeddedPostgres:
     """Handle on a PostgreSQL server whose data lives in ``pgdata``.
 
     Several processes may hold a handle on the same data directory; ``pgserver`` counts them and
-    the last one to exit stops the server, so a CLI call beside a running platform is safe.
+    the last one to exit stops the server, so a CLI call beside a running platform is safe. When
+    ``knowledge up --listen`` serves the directory itself (``platform/services/postgres.py``),
+    a handle connects to that server's socket and never starts or stops anything.
     """
 
     def __init__(self, pgdata: Path) -> None:
@@ -38,6 +71,9 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or attach to) the server and return a SQLAlchemy URL for its ``postgres`` db."""
+        served = self.served_url()
+        if served is not None:
+            return served
         if self._server is None:
             self.pgdata.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -50,7 +86,44 @@ class EmbeddedPostgres:
                     f"(server log: {self.pgdata / 'log'})"
                 ) from exc
             _log.debug("embedded PostgreSQL ready in %s", self.pgdata)
+            _settle_idle_timeout(self._server.get_uri())
         return to_sqlalchemy_url(self._server.get_uri())
+
+    def served_url(self) -> str | None:
+        """The socket URL of a server ``knowledge up --listen`` runs on this directory, if any."""
+        try:
+            served = int((self.pgdata / "service.pid").read_text().strip())
+            postmaster = (self.pgdata / "postmaster.pid").read_text().splitlines()
+        except (OSError, ValueError):
+            return None
+        if len(postmaster) < 4 or int(postmaster[0]) != served or not psutil.pid_exists(served):
+            return None
+        socket_dir = quote(str(self.pgdata), safe="/")
+        return f"postgresql+psycopg2://postgres@/postgres?host={socket_dir}&port={postmaster[3]}"
+
+    def initialise(self) -> None:
+        """``initdb`` the data directory (through pgserver) and leave the server stopped."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = _pgserver().get_server(self.pgdata, cleanup_mode=None)
+        try:
+            _settle_idle_timeout(server.get_uri())
+        finally:
+            subprocess.run(
+                [
+                    str(pgserver_bin() / "pg_ctl"),
+                    "-D",
+                    str(self.pgdata),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "stop",
+                ],
+                user=system_user(),
+                capture_output=True,
+                check=True,
+            )
+            server.cleanup()  # forget this process's handle: it must not outlive it on disk
 
     def restart(self) -> None:
         """Restart the running server in place (``pg_ctl restart -m fast``).
@@ -104,6 +177,22 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+
+def _settle_idle_timeout(uri: str) -> None:
+    """Set ``idle_in_transaction_session_timeout`` on the server, once per data directory."""
+    with contextlib.closing(psycopg2.connect(uri)) as connection:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT setting FROM pg_settings WHERE name = %s", (_IDLE,))
+            current = cursor.fetchone()
+            if current is not None and f"{int(current[0]) // 1000}s" == IDLE_IN_TRANSACTION_TIMEOUT:
+                return
+            cursor.execute(f"ALTER SYSTEM SET {_IDLE} = %s", (IDLE_IN_TRANSACTION_TIMEOUT,))
+            cursor.execute("SELECT pg_reload_conf()")
+
+
+_IDLE = "idle_in_transaction_session_timeout"
 
 
 def _recorded_pid(pid_file: Path) -> int | None:

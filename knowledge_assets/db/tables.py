@@ -235,3 +235,18 @@ canonical_splits = sa.Table(
 """Cannot-link pairs left by a split: the two entities never share a canonical again."""
 
 REGISTRY_TABLES = (canonical_entities, canonical_members, canonical_keys)
+
+# One lease per run a worker executes (liveness, not workflow state): see instance/leases.py.
+worker_leases = sa.Table(
+    "worker_leases",
+    metadata,
+    _text("run_id", key=True),
+    _text("task_id"),
+    _text("node"),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("ttl_s", sa.Float, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+    sa.Column("renewed_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)

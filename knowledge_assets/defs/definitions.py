@@ -1,7 +1,7 @@
 """The one ``Definitions`` object: assets, checks, the batch and deletion jobs, sensors, resources.
 
 ``workspace.yaml`` loads ``defs`` from here; ``warm_up`` is the hook dagster.yaml names for the
-run launcher's warm workers.
+run launcher's warm workers (``knowledge worker`` calls it before forking its pool).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from knowledge_assets.defs.lifecycle.assets import document_deletions
 from knowledge_assets.defs.lifecycle.job import delete_documents
 from knowledge_assets.defs.registry.assets import canonical_entities
 from knowledge_assets.defs.resources import KnowledgeResource, warm_up_extractor
+from knowledge_assets.instance.queues import REGISTRY, RUN_KIND_TAG
 from knowledge_assets.settings import Settings
 
 __all__ = ["defs", "warm_up"]
@@ -28,6 +29,7 @@ registry_automation = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.assets(canonical_entities),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=5,
+    run_tags={RUN_KIND_TAG: REGISTRY},  # its queue, and Dagster's limit of one merge at a time
 )
 
 defs = dg.Definitions(
@@ -35,6 +37,9 @@ defs = dg.Definitions(
     jobs=[extract_batch, delete_documents],
     sensors=[inbox_sensor, registry_automation],
     resources={"knowledge": KnowledgeResource(), "json_io": PydanticJsonIOManager()},
+    # Every job in the run's process: Celery's pool children are daemonic and may not start
+    # processes (the registry's asset job failed with the multiprocess executor, measured).
+    executor=dg.in_process_executor,
 )
 
 

@@ -1,4 +1,8 @@
-"""Stores asset outputs as JSON of their pydantic models where every worker can read them."""
+"""Stores asset outputs as JSON of their pydantic models where every worker can read them.
+
+The root is the platform's storage (``object_store.storage_root``: a local folder or an S3
+prefix, the same for staged documents), so a run's steps may execute on any host.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ from pathlib import Path
 
 import dagster as dg
 from pydantic import BaseModel, PrivateAttr, TypeAdapter
+from upath import UPath
 
 from knowledge_assets.files import atomic_writer
 from knowledge_assets.pipeline.models import ResolvedGraph, ValidatedGraph
+from knowledge_assets.pipeline.object_store import read_object, storage_root, write_object
 from knowledge_assets.pipeline.stages import ChunkSet, Extractions, IngestSummary, PreparedDocuments
 from knowledge_assets.settings import Settings
 
@@ -41,14 +47,16 @@ class PydanticJsonIOManager(dg.ConfigurableIOManager):
     """
 
     base_path: str | None = None
-    _root: Path | None = PrivateAttr(default=None)
+    _root: UPath | Path | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Resolve the storage folder once for the execution."""
+        """Resolve the storage root once for the execution."""
         self._root = self._resolve_root()
 
-    def _resolve_root(self) -> Path:
-        return Path(self.base_path) if self.base_path else Settings().storage_dir / "assets"
+    def _resolve_root(self) -> UPath | Path:
+        if self.base_path:
+            return storage_root(Settings().model_copy(update={"storage_url": self.base_path}))
+        return storage_root(Settings()) / "assets"
 
     def values(self) -> AssetValues:
         """The stored values themselves, by asset and partition (for rewriting them)."""
@@ -69,12 +77,15 @@ class PydanticJsonIOManager(dg.ConfigurableIOManager):
 
 
 class AssetValues:
-    """The JSON files of stored asset values: ``<root>/<asset key>/<partition>.json``."""
+    """The JSON objects of stored asset values: ``<root>/<asset key>/<partition>.json``.
 
-    def __init__(self, root: Path) -> None:
+    ``root`` is a local folder or an object-store prefix; the same calls serve both.
+    """
+
+    def __init__(self, root: UPath | Path) -> None:
         self.root = root
 
-    def path(self, asset: str, partition: str) -> Path:
+    def path(self, asset: str, partition: str) -> UPath | Path:
         """Where one asset partition's value is stored."""
         return self.root / asset / f"{partition}.json"
 
@@ -83,14 +94,18 @@ class AssetValues:
         name = _NAME_OF.get(type(obj))
         if name is None:
             raise TypeError(f"{type(obj).__qualname__} is not in STORED_MODELS: register it")
-        with atomic_writer(self.path(asset, partition)) as out:
+        path, data = self.path(asset, partition), _adapter(type(obj)).dump_json(obj)
+        if not isinstance(path, Path):  # an object store: one PUT of the whole envelope
+            write_object(path, b"".join((_head(name), data, b"}")))
+            return
+        with atomic_writer(path) as out:
             out.write(_head(name))
-            out.write(_adapter(type(obj)).dump_json(obj))
+            out.write(data)
             out.write(b"}")
 
     def read(self, asset: str, partition: str) -> BaseModel:
         """The stored value (``FileNotFoundError`` if there is none)."""
-        name, data = _open_envelope(bytearray(self.path(asset, partition).read_bytes()))
+        name, data = _open_envelope(bytearray(read_object(self.path(asset, partition))))
         return stored_model(name).model_validate_json(data)
 
     def read_if_stored(self, asset: str, partition: str) -> BaseModel | None:
@@ -102,10 +117,10 @@ class AssetValues:
 
     def drop(self, asset: str, partition: str) -> bool:
         """Delete a stored value; whether there was one."""
-        try:
-            self.path(asset, partition).unlink()
-        except FileNotFoundError:
+        path = self.path(asset, partition)
+        if not path.exists():
             return False
+        path.unlink(missing_ok=True)
         return True
 
 

@@ -16,6 +16,7 @@ from knowledge_assets.pipeline.extractors.base import Extractor
 from knowledge_assets.pipeline.extractors.factory import build_extractor
 from knowledge_assets.pipeline.inputs import PipelineInputs, pipeline_inputs
 from knowledge_assets.pipeline.lifecycle.apply import Recompute
+from knowledge_assets.pipeline.object_store import storage_root
 from knowledge_assets.pipeline.ontology import Ontology, load_ontology
 from knowledge_assets.pipeline.registry.matching import Matcher
 from knowledge_assets.pipeline.resolution.labels import LabelRules
@@ -90,8 +91,8 @@ class KnowledgeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return GraphStore(self.engine())
 
     def batches(self) -> BatchStorage:
-        """Where staged batches live."""
-        return BatchStorage(self.settings().storage_dir)
+        """Where staged batches live (a local folder or the shared object store)."""
+        return BatchStorage(storage_root(self.settings()))
 
     def inputs(self) -> PipelineInputs:
         """The configured inputs' fingerprints, recorded on every materialization."""

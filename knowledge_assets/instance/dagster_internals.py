@@ -4,19 +4,21 @@ Dagster offers no public way to do a few things the platform needs: create a par
 from-failure re-execution or an asset backfill from a code location loaded in this process, read
 the event log after
 a storage id, subclass the run launcher's health-check types, open an instance on a database URL
-known only at run time, and run Dagster's own CLIs inside a process we prepared (the fork
-server's children, the daemon after it pre-warms). Every such name is imported here and nowhere
-else; ``tests/test_dagster_internals.py`` pins the behaviour we rely on, so an upgrade that
-changes it fails there first. Public names (``dagster.DagsterRun``, ``RunsFilter``, …) are used
-directly everywhere else.
+known only at run time, and execute a launched run inside a warm Celery pool child (what
+dagster-celery's own task and ``dagster api execute_run`` do). Every such name is imported here
+and nowhere else; ``tests/test_dagster_internals.py`` pins the behaviour we rely on, so an
+upgrade that changes it fails there first. Public names (``dagster.DagsterRun``, ``RunsFilter``,
+…) are used directly everywhere else.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import yaml
@@ -47,12 +49,11 @@ __all__ = [
     "UserConfigSchema",
     "WorkerStatus",
     "backfill_state",
-    "execute_run_argv",
-    "import_dagster_cli",
+    "execute_run",
+    "import_run_execution",
     "instance_on_database",
     "records_after",
-    "run_dagster_cli",
-    "run_dagster_daemon_cli",
+    "run_id_of_task",
     "run_storage_of",
     "start_run_retry_cursors",
 ]
@@ -124,40 +125,35 @@ def records_after(
     return instance.get_records_for_run(run_id, cursor=cursor, limit=limit)
 
 
-def execute_run_argv(run: dg.DagsterRun, instance: dg.DagsterInstance) -> list[str]:
-    """The ``api execute_run …`` arguments of Dagster's run-worker command for ``run``."""
-    if run.job_code_origin is None:
-        raise ValueError(f"run {run.run_id} has no code origin")
-    args = ExecuteRunArgs(
-        job_origin=run.job_code_origin, run_id=run.run_id, instance_ref=instance.get_ref()
+def run_id_of_task(packed: Any) -> str:
+    """The run id in dagster-celery's ``execute_job`` task argument (packed ``ExecuteRunArgs``)."""
+    from dagster._serdes import unpack_value
+
+    return str(unpack_value(packed, as_type=ExecuteRunArgs).run_id)
+
+
+# Run execution is imported when used: storage and launcher classes load this module in every
+# process of the platform, and only workers execute runs.
+
+
+def import_run_execution() -> None:
+    """Import what executing a run needs, so a warm worker's pool children skip it."""
+    for module in ("dagster._cli.api", "dagster._core.execution.api"):
+        importlib.import_module(module)
+
+
+def execute_run(instance: dg.DagsterInstance, run_id: str) -> int:
+    """Execute a launched run in this process, as ``dagster api execute_run`` would; exit code.
+
+    Dagster's own run-worker body: it refuses a run that is not starting (a duplicate), records
+    the process's pid, executes, and writes the run's end to the event log. 1 if the run failed.
+    """
+    from dagster._cli.api import _execute_run_command_body
+
+    ignore: Callable[[Any], None] = lambda _event: None  # noqa: E731 - events are in the log
+    return _execute_run_command_body(
+        run_id=run_id, instance=instance, write_stream_fn=ignore, set_exit_code_on_failure=True
     )
-    command = list(args.get_command_args())
-    return command[command.index("api") :]
-
-
-# The CLIs and the workspace are imported when used: storage and launcher classes load this
-# module in every run worker, which needs neither.
-
-
-def import_dagster_cli() -> None:
-    """Import the ``dagster`` command's modules (a fork server does, so its children skip it)."""
-    import dagster._cli  # noqa: F401
-
-
-def run_dagster_cli(argv: list[str]) -> None:
-    """Run the ``dagster`` command in this process with ``argv`` (exits via SystemExit)."""
-    from dagster._cli import main as dagster_cli_main
-
-    sys.argv = ["dagster", *argv]
-    dagster_cli_main()
-
-
-def run_dagster_daemon_cli() -> None:
-    """Run ``dagster-daemon`` in this process with the process's own arguments."""
-    from dagster._daemon.cli import main as dagster_daemon_cli_main
-
-    sys.argv[0] = "dagster-daemon"
-    dagster_daemon_cli_main()
 
 
 def backfill_state(instance: dg.DagsterInstance, backfill_id: str) -> str | None:

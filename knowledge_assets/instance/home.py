@@ -30,9 +30,13 @@ LOCATION = "knowledge_assets"  # the code location's name, in every workspace
 
 
 def write_dagster_home(settings: Settings) -> Path:
-    """``DAGSTER_HOME`` with the project's ``dagster.yaml`` in it (replaced atomically)."""
+    """``DAGSTER_HOME`` with ``dagster.yaml`` in it (replaced atomically).
+
+    The repository's, unless ``KNOWLEDGE_DAGSTER_YAML`` names a deployment's own (more workers
+    mean a higher extraction limit; Kubernetes means another run launcher).
+    """
     home = settings.dagster_home
-    write_atomic(home / "dagster.yaml", INSTANCE_CONFIG.read_bytes())
+    write_atomic(home / "dagster.yaml", (settings.dagster_yaml or INSTANCE_CONFIG).read_bytes())
     return home
 
 

@@ -28,7 +28,8 @@ from knowledge_assets.defs.lifecycle.partitions import DELETIONS
 from knowledge_assets.defs.registry.assets import canonical_entities
 from knowledge_assets.instance.dagster_internals import PARTITION_NAME_TAG, CodeLocationRuns
 from knowledge_assets.instance.home import LOCATION, PROJECT_ROOT, open_instance
-from knowledge_assets.instance.liveness import run_worker_pid, worker_alive
+from knowledge_assets.instance.launcher import LeasedCeleryRunLauncher
+from knowledge_assets.instance.leases import LeaseBusy, LeaseStore
 from knowledge_assets.instance.run_gate import ACTIVE_STATUSES, RERUN_TAG, SUBMITTED_STATUSES
 from knowledge_assets.orchestration.commit_horizon import CommitHorizon
 from knowledge_assets.orchestration.events import BatchEvent, EventId
@@ -65,6 +66,7 @@ from knowledge_assets.pipeline.lifecycle.versions import (
     register_manifest,
 )
 from knowledge_assets.pipeline.models import DocumentInput, DocumentRejection
+from knowledge_assets.pipeline.object_store import storage_root
 from knowledge_assets.pipeline.ontology import load_ontology
 from knowledge_assets.pipeline.progress import STAGES
 from knowledge_assets.settings import Settings
@@ -94,7 +96,7 @@ class Orchestrator:
         self._instance = instance
         self.settings = settings
         self._engine: sa.Engine = get_engine(settings)
-        self._storage = BatchStorage(settings.storage_dir)
+        self._storage = BatchStorage(storage_root(settings))
         self._runs_of_job = CodeLocationRuns(
             instance,
             module=definitions.__name__,
@@ -262,10 +264,11 @@ class Orchestrator:
     # -- control ----------------------------------------------------------------------------
 
     def interrupt(self, batch_id: str, timeout_s: float = 30.0) -> BatchStatus:
-        """Terminate the batch's active run and return once its worker has stopped.
+        """Terminate the batch's active run and return once its worker is done with it.
 
-        Dagster's cancellation is asked first; a worker still alive at the deadline is killed,
-        so no extractor call happens after this returns. The batch stays resumable.
+        Dagster's cancellation is asked first (the launcher revokes the run's Celery task);
+        a worker still holding the run at the deadline has its task killed, so no extractor call
+        happens after this returns. The batch stays resumable.
         """
         run = self._latest(batch_id)
         if run is None or run.status not in ACTIVE_STATUSES:
@@ -439,25 +442,27 @@ class Orchestrator:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             run = self._instance.get_run_by_id(run_id)
-            if run is not None and run.is_finished and not self._worker_running(run_id):
+            if run is not None and run.is_finished and not self._worker_holds(run_id):
                 return
             time.sleep(0.2)
         self._kill_worker(run_id)
 
-    def _worker_running(self, run_id: str) -> bool:
-        found = run_worker_pid(self._instance, run_id)
-        return found is not None and worker_alive(*found)
+    def _worker_holds(self, run_id: str) -> bool:
+        """Whether a worker still executes the run: its lease is neither finished nor revoked."""
+        lease = LeaseStore(self._engine).get(run_id)
+        return lease is not None and not (lease.finished or lease.revoked or lease.expired)
 
     def _kill_worker(self, run_id: str) -> None:
-        # Cancellation did not stop the worker in time: stop it for good and record why.
-        found = run_worker_pid(self._instance, run_id)
-        if found is not None and worker_alive(*found):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(found[0], signal.SIGKILL)
+        # Cancellation did not stop the worker in time: kill its task and record why.
+        launcher = self._instance.run_launcher
+        if isinstance(launcher, LeasedCeleryRunLauncher):
+            launcher.kill(run_id)
+        with contextlib.suppress(LeaseBusy):
+            LeaseStore(self._engine).revoke(run_id, force=True)
         run = self._instance.get_run_by_id(run_id)
         if run is not None and not run.is_finished:
             self._instance.report_run_canceled(
-                run, message="interrupted: the run worker was killed"
+                run, message="interrupted: the run's worker task was killed"
             )
 
 

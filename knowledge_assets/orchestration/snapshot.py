@@ -12,6 +12,7 @@ from dagster import DagsterEventType, DagsterRun, DagsterRunStatus, RunRecord
 
 from knowledge_assets.db.tables import quarantine
 from knowledge_assets.instance.dagster_internals import WILL_RETRY_TAG
+from knowledge_assets.instance.leases import LeaseStore
 from knowledge_assets.orchestration.state import (
     BatchState,
     BatchStatus,
@@ -60,6 +61,7 @@ def batch_status(
         failed_stage=derived.failed_stage,
         last_successful_stage=derived.last_successful_stage,
         runs=[run.run_id for run in runs],
+        workers=LeaseStore(engine).nodes([run.run_id for run in runs]),
         documents=_documents(engine, manifest),
         source=manifest.source,
         submitted_at=manifest.submitted_at,

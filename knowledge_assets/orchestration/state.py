@@ -200,6 +200,8 @@ class BatchStatus(Frozen):
     failed_stage: str | None = None
     last_successful_stage: str | None = None
     runs: list[str] = Field(default_factory=list)
+    # Run id -> the worker node (``name@host``) that executed it; runs no worker took are absent.
+    workers: dict[str, str] = Field(default_factory=dict)
     documents: list[DocumentStatus] = Field(default_factory=list)
     source: str | None = None
     submitted_at: datetime | None = None

@@ -1,9 +1,10 @@
 """Staging a batch: document bytes stored content-addressed, plus a manifest keyed by batch id.
 
 Every worker reads a batch from here, so submitting (API, sensor, CLI) and running (any process,
-any host sharing the storage folder) are decoupled. Writes are atomic and idempotent: staging the
-same documents twice yields the same batch id and rewrites nothing. A manifest is the batch's
-record: written once, by the first submission, and never changed afterwards.
+any host sharing the storage folder or bucket, ``object_store.py``) are decoupled. Writes are
+atomic and idempotent: staging the same documents twice yields the same batch id and rewrites
+nothing. A manifest is the batch's record: written once, by the first submission, and never
+changed afterwards.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from knowledge_assets.files import create_atomic, write_atomic
+from upath import UPath
+
 from knowledge_assets.pipeline.documents import prepare_inputs
 from knowledge_assets.pipeline.models import (
     Batch,
@@ -23,6 +25,12 @@ from knowledge_assets.pipeline.models import (
     DocumentRejection,
     ExtractorInfo,
     Frozen,
+)
+from knowledge_assets.pipeline.object_store import (
+    create_object,
+    modified_times,
+    read_object,
+    write_object,
 )
 
 BATCH_ID = re.compile(r"^b[0-9a-f]{16}$")
@@ -76,7 +84,7 @@ class NothingAccepted(ValueError):
 class BatchStorage:
     """Blobs under ``root/blobs/ab/abcdef…`` and manifests under ``root/batches/<id>.json``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: UPath | Path) -> None:
         self.root = root
 
     def stage(
@@ -121,7 +129,7 @@ class BatchStorage:
             submitted_at=datetime.now(UTC),
         )
         record = manifest.model_dump_json().encode()
-        if create_atomic(self.manifest_path(batch.id), record, sync=True):
+        if create_object(self.manifest_path(batch.id), record, sync=True):
             return manifest
         return self.manifest(batch.id)
 
@@ -130,7 +138,7 @@ class BatchStorage:
         digest = hashlib.sha256(data).hexdigest()
         path = self._blob_path(digest)
         if not path.exists():
-            write_atomic(path, data, sync=True)
+            write_object(path, data, sync=True)
         return digest
 
     def holds(self, data: bytes) -> bool:
@@ -139,7 +147,7 @@ class BatchStorage:
 
     def read_blob(self, digest: str) -> bytes:
         """The bytes stored under ``digest``, verified."""
-        data = self._blob_path(digest).read_bytes()
+        data = read_object(self._blob_path(digest))
         if hashlib.sha256(data).hexdigest() != digest:
             raise ValueError(f"stored document {digest} is corrupt (hash mismatch)")
         return data
@@ -149,7 +157,7 @@ class BatchStorage:
         path = self.manifest_path(batch_id)
         if not path.is_file():
             raise UnknownBatchError(batch_id)
-        return BatchManifest.model_validate_json(path.read_bytes())
+        return BatchManifest.model_validate_json(read_object(path))
 
     def inputs(self, manifest: BatchManifest, without: Collection[str] = ()) -> list[DocumentInput]:
         """The batch's documents as submitted, read back from blob storage.
@@ -164,14 +172,12 @@ class BatchStorage:
 
     def batch_ids_newest_first(self) -> list[str]:
         """Every staged batch, most recently staged first."""
-        folder = self.root / "batches"
-        if not folder.is_dir():
-            return []
-        paths = [p for p in folder.glob("*.json") if BATCH_ID.match(p.stem)]
-        paths.sort(key=lambda p: (p.stat().st_mtime, p.stem), reverse=True)
-        return [p.stem for p in paths]
+        staged = modified_times(self.root / "batches", ".json")
+        ids = [batch_id for batch_id in staged if BATCH_ID.match(batch_id)]
+        ids.sort(key=lambda batch_id: (staged[batch_id], batch_id), reverse=True)
+        return ids
 
-    def manifest_path(self, batch_id: str) -> Path:
+    def manifest_path(self, batch_id: str) -> UPath | Path:
         """Where a batch's manifest lives; refuses ids that are not batch ids."""
         if not BATCH_ID.match(batch_id):
             raise UnknownBatchError(batch_id)
@@ -179,22 +185,19 @@ class BatchStorage:
 
     def forget_blob(self, digest: str) -> bool:
         """Delete a stored document's bytes; whether they were there."""
-        try:
-            self._blob_path(digest).unlink()
-        except FileNotFoundError:
+        blob = self._blob_path(digest)
+        if not blob.exists():
             return False
+        blob.unlink(missing_ok=True)
         return True
 
     def manifests(self) -> Iterator[BatchManifest]:
-        """Every staged batch's manifest (in no particular order)."""
-        folder = self.root / "batches"
-        if not folder.is_dir():
-            return
-        for path in folder.glob("*.json"):
-            if BATCH_ID.match(path.stem):
-                yield BatchManifest.model_validate_json(path.read_bytes())
+        """Every staged batch's manifest (in no particular order), one listing on S3."""
+        for batch_id in modified_times(self.root / "batches", ".json"):
+            if BATCH_ID.match(batch_id):
+                yield self.manifest(batch_id)
 
-    def _blob_path(self, digest: str) -> Path:
+    def _blob_path(self, digest: str) -> UPath | Path:
         if not re.fullmatch(r"[0-9a-f]{64}", digest):
             raise ValueError(f"not a blob digest: {digest!r}")
         return self.root / "blobs" / digest[:2] / digest

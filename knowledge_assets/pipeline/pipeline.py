@@ -25,6 +25,7 @@ from knowledge_assets.pipeline.lifecycle.forget import forget_files
 from knowledge_assets.pipeline.lifecycle.requests import request_deletion
 from knowledge_assets.pipeline.lifecycle.versions import register, versions_of
 from knowledge_assets.pipeline.models import Batch, DocumentInput, DocumentRejection
+from knowledge_assets.pipeline.object_store import storage_root
 from knowledge_assets.pipeline.ontology import Ontology, load_ontology
 from knowledge_assets.pipeline.registry.matching import Matcher
 from knowledge_assets.pipeline.resolution.labels import LabelRules
@@ -209,7 +210,7 @@ def delete_directly(settings: Settings, names: Sequence[str]) -> DirectDeletion:
     )
     matcher = Matcher(LabelRules(ontology), settings.resolution_threshold)
     outcome = delete(engine, request.deletion_id, recompute, matcher)
-    files = forget_files(BatchStorage(settings.storage_dir), settings.inbox_dir, outcome.forgotten)
+    files = forget_files(BatchStorage(storage_root(settings)), settings.inbox_dir, outcome.forgotten)
     return DirectDeletion(
         deletion_id=request.deletion_id,
         deleted=outcome.deleted,
@@ -223,7 +224,7 @@ def delete_directly(settings: Settings, names: Sequence[str]) -> DirectDeletion:
 
 def platform_documents(settings: Settings, names: Sequence[str]) -> list[str]:
     """The names with a version the platform staged (its bytes and stored values exist)."""
-    storage = BatchStorage(settings.storage_dir)
+    storage = BatchStorage(storage_root(settings))
     with get_engine(settings).connect() as connection:
         versions = versions_of(connection, [document_name(n) for n in names])
     return sorted(

@@ -23,7 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from knowledge_assets.files import write_atomic
 from knowledge_assets.instance.home import LOCATION
-from knowledge_assets.platform.services import ChildProcess, RestartPolicy
+from knowledge_assets.platform.services.supervised import ChildProcess, RestartPolicy
 
 __all__ = [
     "CodeServer",

@@ -111,8 +111,10 @@ class FakeOpenAI:
         responder: Callable[[RecordedRequest], str] = capitalised_people,
         *,
         default_delay: float = 0.0,
+        host: str = "127.0.0.1",
     ) -> None:
-        """Configure the default answer (used when no scripted reply matches) and its delay."""
+        """Configure the default answer (used when no scripted reply matches), its delay, and
+        the address to listen on (``0.0.0.0`` for clients in other network namespaces)."""
         self.responder = responder
         self.default_delay = default_delay
         self.max_in_flight = 0
@@ -121,7 +123,7 @@ class FakeOpenAI:
         self._in_flight = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server = _Server(self)
+        self._server = _Server(self, host)
         # A short poll interval lets leaving the context manager stop the server promptly.
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -130,8 +132,11 @@ class FakeOpenAI:
     @property
     def base_url(self) -> str:
         """What ``llm_base_url`` should be set to."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
+        return self.url_for(str(self._server.server_address[0]).replace("0.0.0.0", "127.0.0.1"))
+
+    def url_for(self, host: str) -> str:
+        """The base URL as a client reaching this machine at ``host`` uses it."""
+        return f"http://{host}:{self._server.server_address[1]}/v1"
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -210,8 +215,8 @@ class _Server(ThreadingHTTPServer):
     # socketserver's default backlog of 5 resets connections when a client opens dozens at once.
     request_queue_size = 128
 
-    def __init__(self, fake: FakeOpenAI) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, fake: FakeOpenAI, host: str) -> None:
+        super().__init__((host, 0), _Handler)
         self.fake = fake
         self._idle: set[socket.socket] = set()
         self._idle_lock = threading.Lock()

@@ -20,7 +20,9 @@ import pytest
 from knowledge_assets.db.admin import create_database, drop_database
 from knowledge_assets.db.engine import engine_for
 from knowledge_assets.demo import corpus_files
+from knowledge_assets.platform.services.valkey import ValkeyService
 from knowledge_assets.settings import Settings
+from tests.conftest import SESSION_BROKER_DATABASES, empty_broker
 from tests.processes import DagsterDaemon
 from tests.service.server import ApiServer, auth
 
@@ -71,12 +73,13 @@ def _environment(root: Path, database_url: str, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def stack(admin_url: str) -> Iterator[Stack]:
+def stack(admin_url: str, valkey: ValkeyService) -> Iterator[Stack]:
     root = Path(tempfile.mkdtemp(prefix="kapi-", dir="/tmp"))
     url = create_database(admin_url)
     env = _environment(
         root,
         url,
+        KNOWLEDGE_BROKER_URL=empty_broker(valkey, SESSION_BROKER_DATABASES[0]),
         KNOWLEDGE_API_MAX_STREAMS_PER_TOKEN="4",
         KNOWLEDGE_API_STREAM_SEND_TIMEOUT_S="2",
         # Far fewer than the frozen-client test's events: its readers replay, then hand over.

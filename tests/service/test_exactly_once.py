@@ -21,7 +21,9 @@ from knowledge_assets.db.admin import create_database, drop_database
 from knowledge_assets.db.engine import engine_for
 from knowledge_assets.pipeline.documents import read_paths
 from knowledge_assets.pipeline.inbox import SUBMITTED
+from knowledge_assets.platform.services.valkey import ValkeyService
 from knowledge_assets.settings import Settings
+from tests.conftest import SESSION_BROKER_DATABASES, empty_broker
 from tests.corpus import synthetic_documents
 from tests.processes import DagsterDaemon, wait_until
 from tests.service.conftest import Stack, _environment, wait_for_state
@@ -30,15 +32,17 @@ from tests.service.test_events import full_stream
 
 
 @pytest.fixture(scope="module")
-def stack(admin_url: str) -> Iterator[Stack]:
-    """An API, a daemon (with the inbox sensor) and a database of this module's own.
+def stack(admin_url: str, valkey: ValkeyService) -> Iterator[Stack]:
+    """An API, a daemon (with the inbox sensor), a Celery worker, a database and a broker
+    database of this module's own: every admitted run goes through the Celery launcher.
 
     Not the session's stack: hundreds of synthetic documents in its graph would crowd out the
     demo entities other API tests look for.
     """
     root = Path(tempfile.mkdtemp(prefix="kxo-", dir="/tmp"))
     url = create_database(admin_url)
-    env = _environment(root, url)
+    broker = empty_broker(valkey, SESSION_BROKER_DATABASES[1])
+    env = _environment(root, url, KNOWLEDGE_BROKER_URL=broker)
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             if key.startswith(("KNOWLEDGE_", "DAGSTER_")):
@@ -98,6 +102,8 @@ def assert_ran_once(stack: Stack, batch_id: str) -> None:
     status = wait_for_state(stack.url, batch_id, {"complete", "failed"}, timeout=600)
     assert status["state"] == "complete", status
     assert len(status["runs"]) == 1, f"the batch ran {len(status['runs'])} times"
+    # The one run was launched through the Celery launcher and executed by the stack's worker.
+    assert set(status["workers"]) == set(status["runs"]), status["workers"]
     events = full_stream(stack.url, batch_id)
     assert [e for e in events if e.kind == "error"] == []
     assert events[-1].kind == "complete"

@@ -135,6 +135,7 @@ def slow_platform(
     fake_llm: FakeOpenAI,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    broker_url: str,
 ) -> Iterator[DagsterDaemon]:
     """A daemon on a PostgreSQL server the test can restart, extracting with a slow fake LLM."""
     url = own_server.start()

@@ -30,6 +30,9 @@ def test_stream_follows_the_retry_run_without_gap_or_duplicate(stack: Stack) -> 
     assert_same_sequence(seen, full_stream(stack.url, batch_id))
     status = httpx.get(f"{stack.url}/batches/{batch_id}", headers=auth()).json()
     assert status["state"] == "complete" and len(status["runs"]) == 2
+    # Which worker node ran each attempt, through the Orchestrator (the API reads no lease itself).
+    assert set(status["workers"]) == set(status["runs"])
+    assert all(node.startswith("test@") for node in status["workers"].values())
 
 
 def test_interrupt_and_resume_leave_a_complete_batch_alone(stack: Stack) -> None:

@@ -6,14 +6,15 @@ import dagster as dg
 
 from knowledge_assets.defs.extraction.assets import BATCH_ASSETS
 from knowledge_assets.defs.extraction.partitions import batch_partitions
+from knowledge_assets.instance.queues import EXTRACTION, RUN_KIND_TAG
 
-RUN_KIND_TAG = "knowledge/run"
+__all__ = ["RUN_KIND_TAG", "extract_batch"]
 
 extract_batch = dg.define_asset_job(
     "extract_batch",
     selection=dg.AssetSelection.assets(*BATCH_ASSETS),
     partitions_def=batch_partitions,
-    tags={RUN_KIND_TAG: "extraction"},
+    tags={RUN_KIND_TAG: EXTRACTION},
     # No op retry policy: Dagster turns a termination request into a step retry when one is set
     # (dagster/_core/execution/plan/utils.py, measured: an interrupted extraction ran on to the
     # end). Transient failures are retried by run retries from failure (dagster.yaml) instead.

@@ -1,8 +1,9 @@
 """The parts ``knowledge up`` runs, each behind one small interface the supervisor drives.
 
 A service can be started, asked whether it is alive, and stopped; restarting is stop, then start.
-The database and every child process are services alike, so more (a broker, object storage,
-workers) are added by writing one more class, not by changing the supervisor.
+The embedded database, the servers run from wheels (``ServerService``: Valkey, SeaweedFS,
+PostgreSQL over TCP) and every child process (code server, webserver, daemon, API, workers) are
+services alike: the supervisor treats a dead broker exactly as a dead database.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import psutil
 
 from knowledge_assets.db.embedded import EmbeddedPostgres
 from knowledge_assets.platform.floodgate import FloodGate
+from knowledge_assets.platform.services.base import ManagedService
 
-__all__ = ["ChildProcess", "EmbeddedDatabase", "RestartPolicy", "Service"]
+__all__ = ["ChildProcess", "EmbeddedDatabase", "RestartPolicy", "ServerService", "Service"]
 
 
 class Service(Protocol):
@@ -144,6 +146,32 @@ class EmbeddedDatabase:
 
         The platform releases the server itself when it exits (other processes may share it).
         """
+
+
+class ServerService:
+    """A server run from a wheel under ``KNOWLEDGE_HOME`` (``services/base.py``), supervised.
+
+    Its data survives a restart (Valkey's append-only file, SeaweedFS's volumes, PostgreSQL's
+    data directory), and its port and credentials are the home's, so clients reconnect as they
+    would to a restarted remote service: Celery retries the broker, s3fs retries the store.
+    """
+
+    def __init__(self, server: ManagedService, policy: RestartPolicy | None = None) -> None:
+        self.name = server.name
+        self.server = server
+        self.policy = policy or RestartPolicy()
+
+    def start(self) -> None:
+        """Start it, or adopt the one already running from its data directory (fast)."""
+        self.server.start()
+
+    def alive(self) -> bool:
+        """Whether its process runs."""
+        return self.server.alive()
+
+    def stop(self) -> None:
+        """Stop it; safe when it is dead already."""
+        self.server.stop()
 
 
 def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:

@@ -1,0 +1,1 @@
+"""Services under ``KNOWLEDGE_HOME`` (PostgreSQL, Valkey, SeaweedFS from wheels), supervised."""
