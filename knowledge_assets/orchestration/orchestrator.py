@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
-import signal
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 

@@ -210,7 +210,8 @@ def delete_directly(settings: Settings, names: Sequence[str]) -> DirectDeletion:
     )
     matcher = Matcher(LabelRules(ontology), settings.resolution_threshold)
     outcome = delete(engine, request.deletion_id, recompute, matcher)
-    files = forget_files(BatchStorage(storage_root(settings)), settings.inbox_dir, outcome.forgotten)
+    storage = BatchStorage(storage_root(settings))
+    files = forget_files(storage, settings.inbox_dir, outcome.forgotten)
     return DirectDeletion(
         deletion_id=request.deletion_id,
         deleted=outcome.deleted,
