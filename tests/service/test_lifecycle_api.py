@@ -64,7 +64,8 @@ class Own:
 
 
 @pytest.fixture
-def own(admin_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Own]:
+def own(admin_url: str, broker_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Own]:
+    """The platform; ``broker_url`` (set in the environment first) is its workers' own queue."""
     root = Path(tempfile.mkdtemp(prefix="klife-", dir="/tmp"))
     url = create_database(admin_url)
     platform = Own(root, url, monkeypatch)
