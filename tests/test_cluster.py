@@ -157,9 +157,10 @@ def test_every_service_refuses_a_client_without_its_credentials(cluster: Cluster
     assert httpx.get(seaweed.endpoint + "/").status_code == 403
 
 
-def test_asset_values_and_staged_batches_round_trip_through_s3(
+def test_asset_values_and_staged_batches_round_trip_through_s3_and_are_forgotten_there(
     cluster: Cluster, control: tuple[Orchestrator, str]
 ) -> None:
+    """What a deletion forgets (a document's bytes, stored values) is gone from S3 too."""
     orchestrator, _ = control
     settings = orchestrator.settings
     assert settings.storage_location.startswith("s3://")
@@ -184,6 +185,15 @@ def test_asset_values_and_staged_batches_round_trip_through_s3(
         asset_key=dg.AssetKey("documents"), partition_key="b1", upstream_output=output
     )
     assert io.load_input(loaded) == value
+    assert [m.batch_id for m in storage.manifests()] == [manifest.batch_id]
+    values = io.values()
+    assert values.drop("documents", "b1") and not values.drop("documents", "b1")
+    assert values.read_if_stored("documents", "b1") is None
+    first = items[0].data
+    assert storage.holds(first)
+    blob = hashlib.sha256(first).hexdigest()
+    assert storage.forget_blob(blob) and not storage.forget_blob(blob)
+    assert not storage.holds(first)
 
 
 def test_four_batches_spread_over_both_workers_build_the_direct_pipelines_graph(
