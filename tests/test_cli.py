@@ -126,6 +126,7 @@ def test_missing_path_is_a_clear_error(cli_env: dict[str, str], tmp_path: Path) 
     assert "no such file or folder" in result.stderr
 
 
+@pytest.mark.slow  # the whole corpus twice (90 s); make test proves idempotency on the demo corpus
 def test_ecbplus_corpus_twice_is_idempotent(cli_env: dict[str, str], database_url: str) -> None:
     corpus = require_ecbplus()
     env = dict(cli_env, KNOWLEDGE_SPACY_PROCESSES="2")

@@ -61,7 +61,7 @@ def documents(tag: str, count: int, sentences: int = 6) -> list[DocumentInput]:
             place = f"{_PLACES[n % 6]}{tag}"
             lines.append(f"{person} met {other} near {place} about report {d} {s}.")
         items.append(
-            DocumentInput(name=f"note-{d:03d}.txt", data=(" ".join(lines) + "\n").encode())
+            DocumentInput(name=f"note-{tag}-{d:03d}.txt", data=(" ".join(lines) + "\n").encode())
         )
     return items
 

@@ -304,6 +304,7 @@ def test_the_newer_version_wins_when_the_older_runs_last(
     newer_wins(platform_settings, orchestrator, reference_url, retried=False)
 
 
+@pytest.mark.slow  # make test runs the delayed-older-run variant of the same promise
 def test_the_newer_version_wins_when_the_older_run_is_retried(
     platform_settings: Settings,
     orchestrator: Orchestrator,

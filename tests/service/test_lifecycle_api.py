@@ -154,6 +154,7 @@ def test_deleting_b_through_the_api_leaves_a_fresh_build_of_a(own: Own, referenc
     assert {d["status"] for d in batch["documents"]} == {"deleted"}
 
 
+@pytest.mark.slow  # the CLI path of the same refusal runs in make test (test_lifecycle_platform)
 def test_deleting_a_document_of_a_queued_batch_is_refused_with_409(own: Own) -> None:
     submit(own, texts(A[0]))
     own.daemon.stop()  # a batch submitted now stays queued: being processed, not done
