@@ -5,10 +5,15 @@ Each trial is a fresh cluster on one machine: a control plane (embedded PostgreS
 registry worker, and K extraction workers (``knowledge worker --join``, each with a home of its
 own and one run at a time, ``KNOWLEDGE_LLM_CONCURRENCY`` answers in flight per run, as a single
 worker has). ``BATCHES`` batches of distinct chunks (a cold cache) are submitted at once; the
-figure is chunks per second from the first submission to the last batch's completion. The ideal
-is the extraction alone at ``concurrency / 200 ms`` per worker, with the batches shared out as
-evenly as whole batches allow: a batch's other stages and its run's start are what it costs on
-top (per batch, so large batches amortise them).
+figure is chunks per second from the first submission to the last batch's completion, and the
+speedup is that figure at K workers over the one-worker figure (same documents, same batches).
+The batches hold equal numbers of chunks (documents dealt out largest first to the batch with the
+fewest chunks, counted with the pipeline's own chunker), and there are more of them than
+workers, evenly divisible by every worker count: otherwise the busiest worker's share of whole
+batches, not the workers, would set the figure (with 4 unequal batches even a perfect run topped
+out at 3.08x on 4 workers). The ideal is the extraction alone at ``concurrency / 200 ms`` per
+worker, with the batches shared out as evenly as whole batches allow: a batch's other stages and
+its run's start are what it costs on top (per batch, so large batches amortise them).
 
 Two kinds of answers: ``network`` answers name nothing, so a batch's other stages (resolution,
 validation, ingest) have almost nothing to do and the run waits on the endpoint, which is what
@@ -36,15 +41,17 @@ from bench.launched import await_daemons, database_server, fresh_database
 from bench.llm import LATENCY_S, server_process
 from knowledge_assets.instance.home import INSTANCE_CONFIG, open_instance
 from knowledge_assets.orchestration.orchestrator import Orchestrator
+from knowledge_assets.pipeline import stages
 from knowledge_assets.pipeline.models import DocumentInput
 from knowledge_assets.platform.supervisor import Platform
 from knowledge_assets.settings import Settings
 from tests.processes import Worker
 
 WORKERS = (1, 2, 4)
-BATCHES = 4
-DOCUMENTS = 180  # per batch; each batch's documents are its own
-MENTIONS_DOCUMENTS = 24  # the comparison with mentions: smaller batches (CPU-bound stages)
+BATCHES = 8  # equal in chunks, a multiple of every worker count
+DOCUMENTS = 720  # in all, each batch's documents its own
+MENTIONS_BATCHES = 4  # the comparison with mentions: fewer, smaller batches (CPU-bound stages)
+MENTIONS_DOCUMENTS = 96
 CONCURRENCY = 8
 CHUNK_CHARS = 300
 TARGETS = {2: 1.8, 4: 3.4}
@@ -54,13 +61,16 @@ ONE_WORKER_TARGET = 1.15
 def run(workers: tuple[int, ...] = WORKERS) -> dict[str, Any]:
     """Network-bound batches with each worker count, then one comparison with mentions."""
     figures: dict[str, Any] = {"benchmark": "scaling", "latency_s": LATENCY_S}
-    rows = {k: _trial(k, _batches(DOCUMENTS), mentions=False) for k in workers}
+    batches = _batches(DOCUMENTS, BATCHES)
+    figures["batches"] = len(batches)
+    figures["batch_chunks"] = sorted({_chunk_count(b) for b in batches})
+    rows = {k: _trial(k, batches, mentions=False) for k in workers}
     base = rows[workers[0]]["chunks_per_s"]
     for k, row in rows.items():
         for key, value in row.items():
             figures[f"{key}_w{k}"] = value
         figures[f"speedup_w{k}"] = round(row["chunks_per_s"] / base, 2)
-    small = _batches(MENTIONS_DOCUMENTS)
+    small = _batches(MENTIONS_DOCUMENTS, MENTIONS_BATCHES)
     heavy = _trial(max(workers), small, mentions=True)
     heavy_one = _trial(min(workers), small, mentions=True)
     figures["mentions_speedup_w4"] = round(heavy["chunks_per_s"] / heavy_one["chunks_per_s"], 2)
@@ -170,9 +180,25 @@ def _config(root: Path, k: int) -> Path:
     return path
 
 
-def _batches(documents: int) -> list[list[Path]]:
-    paths = corpus_paths(BATCHES * documents)
-    return [paths[i * documents : (i + 1) * documents] for i in range(BATCHES)]
+def _batches(documents: int, count: int) -> list[list[Path]]:
+    """The first ``documents`` documents in ``count`` batches of (nearly) equal chunk counts.
+
+    Documents go largest first to the batch with the fewest chunks so far; each batch keeps
+    corpus order. Chunks are counted as the run's ``chunks`` step counts them.
+    """
+    sizes = {p: _chunk_count([p]) for p in corpus_paths(documents)}
+    bins: list[list[Path]] = [[] for _ in range(count)]
+    loads = [0] * count
+    for path in sorted(sizes, key=lambda p: (-sizes[p], p.name)):
+        i = loads.index(min(loads))
+        bins[i].append(path)
+        loads[i] += sizes[path]
+    return [sorted(b) for b in bins]
+
+
+def _chunk_count(paths: list[Path]) -> int:
+    prepared = stages.prepare(_documents(paths), max_bytes=Settings().max_document_bytes)
+    return len(stages.chunk(prepared, max_chars=CHUNK_CHARS).chunks)
 
 
 def _makespan(sizes: list[int], k: int) -> int:

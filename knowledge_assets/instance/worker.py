@@ -158,8 +158,31 @@ def _execute(task_id: str, node: str, run_id: str) -> int:
     if not leases.begin(run_id, task_id, node, os.getpid()):
         _log.warning("run %s already has a worker: task %s leaves it alone", run_id, task_id)
         return 1
-    with LeaseKeeper(leases, run_id, task_id), _signal_handlers_kept():
+    with LeaseKeeper(leases, run_id, task_id), _signal_handlers_kept(), _profiled(run_id):
         return execute_run(_child["instance"], run_id)
+
+
+@contextlib.contextmanager
+def _profiled(run_id: str) -> Iterator[None]:
+    """With ``KNOWLEDGE_PROFILE_DIR`` set, a cProfile of the run: ``<dir>/<run id>.prof``.
+
+    A diagnostic for benchmarks (docs/benchmarks.md): where a launched run's steps spend their
+    time, in the pool child that executes them.
+    """
+    folder = os.environ.get("KNOWLEDGE_PROFILE_DIR")
+    if not folder:
+        yield
+        return
+    import cProfile
+
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        yield
+    finally:
+        profile.disable()
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        profile.dump_stats(str(Path(folder) / f"{run_id}.prof"))
 
 
 @contextlib.contextmanager
