@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -92,6 +94,26 @@ def error_response(
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
 
 
+# The control plane's own errors, each with its HTTP status, code and message.
+DOMAIN_ERRORS: dict[type[Exception], tuple[int, str, Callable[[Exception], str]]] = {
+    UnknownBatchError: (404, "batch_not_found", lambda e: f"no batch {e.args[0]!r}"),
+    UnknownDocuments: (404, "document_not_found", str),
+    UnknownDeletion: (404, "deletion_not_found", lambda e: f"no deletion {e.args[0]!r}"),
+    UnknownBackfill: (404, "backfill_not_found", lambda e: f"no reprocessing {e.args[0]!r}"),
+    DocumentsBusy: (409, "document_busy", str),
+    BatchesBusy: (409, "batch_busy", str),
+}
+
+
+def _domain_handler(
+    status: int, code: str, message: Callable[[Exception], str]
+) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(status, code, message(exc))
+
+    return handle
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render every error the app can raise in the one JSON shape."""
 
@@ -99,29 +121,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.headers)
 
-    @app.exception_handler(UnknownBatchError)
-    async def _unknown_batch(request: Request, exc: UnknownBatchError) -> JSONResponse:
-        return error_response(404, "batch_not_found", f"no batch {exc.args[0]!r}")
-
-    @app.exception_handler(UnknownDocuments)
-    async def _unknown_documents(request: Request, exc: UnknownDocuments) -> JSONResponse:
-        return error_response(404, "document_not_found", str(exc))
-
-    @app.exception_handler(UnknownDeletion)
-    async def _unknown_deletion(request: Request, exc: UnknownDeletion) -> JSONResponse:
-        return error_response(404, "deletion_not_found", f"no deletion {exc.args[0]!r}")
-
-    @app.exception_handler(UnknownBackfill)
-    async def _unknown_backfill(request: Request, exc: UnknownBackfill) -> JSONResponse:
-        return error_response(404, "backfill_not_found", f"no reprocessing {exc.args[0]!r}")
-
-    @app.exception_handler(DocumentsBusy)
-    async def _busy_documents(request: Request, exc: DocumentsBusy) -> JSONResponse:
-        return error_response(409, "document_busy", str(exc))
-
-    @app.exception_handler(BatchesBusy)
-    async def _busy_batches(request: Request, exc: BatchesBusy) -> JSONResponse:
-        return error_response(409, "batch_busy", str(exc))
+    for kind, (status, code, message) in DOMAIN_ERRORS.items():
+        app.add_exception_handler(kind, _domain_handler(status, code, message))
 
     @app.exception_handler(NothingAccepted)
     async def _all_refused(request: Request, exc: NothingAccepted) -> JSONResponse:
